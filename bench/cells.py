@@ -1,0 +1,110 @@
+"""Training speed of compiled zoo graphs vs torch's native modules, in one run.
+
+Forward + backward + SGD step of embedding -> cell layer -> softmax, hidden 200, batch 20,
+unroll 35, a 50-symbol vocabulary (so the cell dominates), 2 threads. Prints tokens/s
+for each and the ratio to the native module measured beside it.
+
+    python bench/cells.py [--hidden 200] [--steps 60] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch import nn
+
+from rnnsearch.cells import zoo
+from rnnsearch.cells.compiler import compile_cell
+
+
+class Model(nn.Module):
+    def __init__(self, layer: nn.Module, vocab: int, n: int, native: bool):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, n)
+        self.layer = layer
+        self.native = native
+        self.out = nn.Linear(n, vocab)
+
+    def forward(self, tokens, state):
+        y, state = self.layer(self.embed(tokens), state)
+        return self.out(y), state
+
+
+def _detach(state):
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    return tuple(_detach(s) for s in state)
+
+
+def tokens_per_second(model: Model, state, vocab: int, steps: int, warmup: int, unroll: int, batch: int) -> float:
+    g = torch.Generator().manual_seed(0)
+    data = torch.randint(0, vocab, (steps + warmup, unroll + 1, batch), generator=g)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def one(i, state):
+        x, y = data[i, :-1], data[i, 1:]
+        logits, state = model(x, state)
+        loss = loss_fn(logits.reshape(-1, vocab), y.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        return _detach(state)
+
+    for i in range(warmup):
+        state = one(i, state)
+    t0 = time.perf_counter()
+    for i in range(warmup, warmup + steps):
+        state = one(i, state)
+    return steps * unroll * batch / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--hidden", type=int, default=200)
+    ap.add_argument("--batch", type=int, default=20)
+    ap.add_argument("--unroll", type=int, default=35)
+    ap.add_argument("--vocab", type=int, default=50)
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3, help="take the best of this many timed runs")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    n, b = args.hidden, args.batch
+
+    def zeros(k):
+        return tuple(torch.zeros(b, n) for _ in range(k))
+
+    natives = {
+        "LSTM": lambda: (nn.LSTM(n, n), (torch.zeros(1, b, n), torch.zeros(1, b, n))),
+        "GRU": lambda: (nn.GRU(n, n), torch.zeros(1, b, n)),
+    }
+    print(
+        f"hidden {n}, batch {b}, unroll {args.unroll}, vocab {args.vocab}, {args.threads} threads, torch {torch.__version__}"
+    )
+    print(f"{'cell':6} {'variant':16} {'tokens/s':>10} {'vs native':>10}")
+    for name, make_native in natives.items():
+        runs = {}
+        for variant in ("native", "graph eager", "graph compiled"):
+            torch.manual_seed(0)
+            if variant == "native":
+                layer, state = make_native()
+            else:
+                layer = compile_cell(zoo.get(name), n, name=name, compile=variant == "graph compiled")
+                state = zeros(len(layer.cell.states))
+            model = Model(layer, args.vocab, n, variant == "native")
+            warm = args.warmup + (3 if variant == "graph compiled" else 0)
+            runs[variant] = max(
+                tokens_per_second(model, state, args.vocab, args.steps, warm if r == 0 else 2, args.unroll, b)
+                for r in range(args.repeats)
+            )
+        for variant, tps in runs.items():
+            print(f"{name:6} {variant:16} {tps:10.0f} {tps / runs['native']:9.2f}x")
+
+
+if __name__ == "__main__":
+    main()

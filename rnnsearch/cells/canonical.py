@@ -1,0 +1,144 @@
+"""Canonical form and hash: the identity of a cell in the database.
+
+The canonical form drops no-ops (``identity``), merges parameter-free nodes that compute
+the same thing from the same operands, orders commuting operands, and renames internal
+nodes deterministically. The hash is networkx's Weisfeiler-Lehman hash over op and slot
+labels; on a hash hit, :func:`same_cell` confirms with an isomorphism check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+
+import networkx as nx
+
+from rnnsearch.cells.graph import SCHEMA_VERSION, CellGraph
+from rnnsearch.cells.ops import OPS
+
+
+def node_label(graph: CellGraph, node: str) -> str:
+    op = graph.op(node)
+    if op in ("input", "output"):
+        return f"{op}:{node}"  # reserved names are part of the meaning
+    attrs = graph.full_attrs(node)
+    return op + (json.dumps(attrs, sort_keys=True) if attrs else "")
+
+
+def _slot_label(graph: CellGraph, target: str, slot: int) -> str:
+    op = graph.op(target)
+    return "arg" if OPS[op].commutative or OPS[op].max_arity == 1 else f"slot{slot}"
+
+
+def labelled_digraph(graph: CellGraph) -> nx.DiGraph:
+    """Each edge becomes a node labelled with its slot, so parallel edges and slots are
+    plain node labels. Edges point from a node to its operands (what WL aggregates)."""
+    d = nx.DiGraph()
+    for n in graph.g.nodes:
+        d.add_node(n, label=node_label(graph, n))
+    for i, (u, v, slot) in enumerate(sorted(graph.g.edges(data="slot"), key=lambda e: (e[1], e[2], e[0]))):
+        e = ("edge", i)
+        d.add_node(e, label=_slot_label(graph, v, slot))
+        d.add_edge(v, e)
+        d.add_edge(e, u)
+    return d
+
+
+# networkx 3.5 changed WL hashes of directed graphs (and warns on every call); the
+# project requires >= 3.5, so stored hashes stay valid across the versions it allows.
+def _quiet(fn, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The hashes produced for directed graphs")
+        return fn(*args, **kwargs)
+
+
+def _wl_node_hashes(d: nx.DiGraph, iterations: int) -> dict:
+    per_iter = _quiet(nx.weisfeiler_lehman_subgraph_hashes, d, node_attr="label", iterations=iterations)
+    return {n: h[-1] if h else d.nodes[n]["label"] for n, h in per_iter.items()}
+
+
+def _iterations(d: nx.DiGraph) -> int:
+    # Labels must travel from the inputs to the outputs: as many rounds as the longest path.
+    return max(1, nx.dag_longest_path_length(d)) if d.number_of_nodes() > 1 else 1
+
+
+def canonical_hash(graph: CellGraph) -> str:
+    """A 32-hex-digit hash equal for isomorphic canonical graphs."""
+    cg = canonicalize(graph)
+    d = labelled_digraph(cg)
+    wl = _quiet(nx.weisfeiler_lehman_graph_hash, d, node_attr="label", iterations=_iterations(d))
+    key = f"{SCHEMA_VERSION}|{','.join(cg.states)}|{wl}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def same_cell(a: CellGraph, b: CellGraph) -> bool:
+    """Exact check that two graphs are the same cell (after canonicalisation)."""
+    ca, cb = canonicalize(a), canonicalize(b)
+    if ca.states != cb.states:
+        return False
+    return nx.is_isomorphic(
+        labelled_digraph(ca),
+        labelled_digraph(cb),
+        node_match=lambda x, y: x["label"] == y["label"],
+    )
+
+
+def canonicalize(graph: CellGraph) -> CellGraph:
+    """The canonical form of a validated copy of ``graph``."""
+    g = graph.copy().validate()
+    _drop_identities(g)
+    _merge_duplicates(g)
+    return _renamed(g)
+
+
+def _drop_identities(g: CellGraph) -> None:
+    for n in [n for n in g.internal_nodes() if g.op(n) == "identity"]:
+        (src,) = g.operands(n)
+        for _, v, slot in list(g.g.out_edges(n, data="slot")):
+            g.g.add_edge(src, v, slot=slot)
+        g.g.remove_node(n)
+
+
+def _merge_duplicates(g: CellGraph) -> None:
+    """Parameter-free nodes with the same op, attributes and operands are one node."""
+    seen: dict[tuple, str] = {}
+    for n in g.internal_nodes():
+        op = g.op(n)
+        if OPS[op].learned:
+            continue
+        operands = g.operands(n)
+        if OPS[op].commutative:
+            operands = sorted(operands)
+        key = (op, json.dumps(g.full_attrs(n), sort_keys=True), tuple(operands))
+        keep = seen.setdefault(key, n)
+        if keep != n:
+            for _, v, slot in list(g.g.out_edges(n, data="slot")):
+                g.g.add_edge(keep, v, slot=slot)
+            g.g.remove_node(n)
+
+
+def _renamed(g: CellGraph) -> CellGraph:
+    d = labelled_digraph(g)
+    wl = _wl_node_hashes(d, _iterations(d))
+    # Order internal nodes by depth from the inputs, then by structural label, so that
+    # the names n0, n1, ... follow the computation and do not depend on the old names.
+    depth: dict[str, int] = {}
+    for n in nx.topological_sort(g.g):
+        preds = list(g.g.predecessors(n))
+        depth[n] = 1 + max((depth[p] for p in preds), default=-1)
+    internal = sorted(g.internal_nodes(), key=lambda n: (depth[n], wl[n], node_label(g, n)))
+    names = {n: f"n{i}" for i, n in enumerate(internal)}
+    names.update({n: n for n in g.reserved})
+
+    out = CellGraph(g.states)
+    for n in internal:
+        out.g.add_node(names[n], op=g.op(n), attrs=dict(g.attrs(n)))
+    for v in list(internal) + list(g.outputs):
+        operands = g.operands(v)
+        if OPS[g.op(v)].commutative:
+            operands = sorted(operands, key=lambda u: (wl[u], names[u]))
+        for slot, u in enumerate(operands):
+            out.g.add_edge(names[u], names[v], slot=slot)
+    out._counter = len(internal)
+    return out

@@ -1,0 +1,60 @@
+"""compile_cell: a graph in, a torch sequence layer out (from the generated source)."""
+
+from __future__ import annotations
+
+import hashlib
+import linecache
+
+from torch import nn
+
+from rnnsearch.cells.codegen import CellLayout, class_prefix, generate
+from rnnsearch.cells.graph import CellGraph
+
+
+def build_namespace(source: str, tag: str) -> dict:
+    """Execute generated source (ours, never text from a file) as its own module.
+
+    The source is registered with linecache so tracebacks and torch.compile can read it.
+    """
+    import torch
+
+    filename = f"<rnnsearch-cell-{hashlib.sha1(source.encode()).hexdigest()[:12]}-{tag}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    ns: dict = {"__name__": f"rnnsearch_generated_{tag}", "torch": torch, "nn": nn}
+    exec(compile(source, filename, "exec"), ns)  # noqa: S102 - generated from the op table
+    return ns
+
+
+def compile_cell(
+    graph: CellGraph,
+    hidden_size: int,
+    *,
+    name: str = "Generated",
+    compile: bool = False,
+    device=None,
+    dtype=None,
+) -> nn.Module:
+    """The cell as a sequence layer: ``forward(x_seq, state) -> (outputs, state)``.
+
+    ``x_seq`` is time-first ``[T, batch, n]`` (as ``torch.nn.LSTM``'s default); ``state``
+    a tuple of ``[batch, n]`` tensors, ``h`` first; ``outputs`` stacks ``h`` per step.
+    ``compile=True`` runs the step under ``torch.compile``. The module carries
+    ``.layout`` (a :class:`CellLayout`) and ``.source`` (the generated Python).
+    """
+    source, layout = generate(graph, name)
+    ns = build_namespace(source, class_prefix(name))
+    layer = ns[f"{class_prefix(name)}Layer"](hidden_size)
+    if device is not None or dtype is not None:
+        layer = layer.to(device=device, dtype=dtype)
+    if compile:
+        layer.compile_step(dynamic=False)
+    layer.layout = layout
+    layer.source = source
+    return layer
+
+
+def layout_of(layer: nn.Module) -> CellLayout:
+    return layer.layout
+
+
+__all__ = ["compile_cell", "CellLayout", "build_namespace"]

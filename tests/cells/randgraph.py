@@ -1,0 +1,53 @@
+"""Random valid cell graphs for property tests (seeded)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnsearch.cells.graph import CellGraph, CellGraphError
+
+_UNARY = ["tanh", "sigmoid", "relu", "linear", "diag", "identity"]
+_BINARY = ["add", "sub", "mul"]
+
+
+def random_graph(seed: int, max_nodes: int = 14) -> CellGraph:
+    rng = np.random.default_rng(seed)
+    while True:
+        states = ("h", "c") if rng.random() < 0.4 else ("h",)
+        g = CellGraph(states)
+        pool = list(g.inputs)
+        for _ in range(int(rng.integers(2, max_nodes))):
+            if rng.random() < 0.45:
+                op = str(rng.choice(_BINARY))
+                ins = [str(rng.choice(pool)), str(rng.choice(pool))]
+            elif rng.random() < 0.08:
+                op, ins = "const", []
+            else:
+                op = str(rng.choice(_UNARY))
+                k = int(rng.integers(1, 4)) if op == "linear" else 1
+                ins = [str(rng.choice(pool)) for _ in range(k)]
+            attrs = {"value": float(rng.choice([0.5, 1.0, 2.0]))} if op == "const" else {}
+            pool.append(g.add(op, *ins, **attrs))
+        internal = pool[len(g.inputs) :]
+        for s in states:
+            g.set_output(s, str(rng.choice(internal)))
+        try:
+            return g.validate()
+        except CellGraphError:
+            continue  # e.g. an output that only reads constants: draw again
+
+
+def relabelled(g: CellGraph, seed: int) -> CellGraph:
+    """The same graph with internal nodes renamed at random and nodes inserted in another order."""
+    rng = np.random.default_rng(seed)
+    internal = g.internal_nodes()
+    perm = rng.permutation(len(internal))
+    names = {n: f"q{int(p)}_{seed % 97}" for n, p in zip(internal, perm, strict=True)}
+    data = g.to_dict()
+    for node in data["nodes"]:
+        node["id"] = names[node["id"]]
+        node["inputs"] = [names.get(u, u) for u in node["inputs"]]
+    data["outputs"] = {s: names.get(v, v) for s, v in data["outputs"].items()}
+    order = rng.permutation(len(data["nodes"]))
+    data["nodes"] = [data["nodes"][int(i)] for i in order]
+    return CellGraph.from_dict(data)
