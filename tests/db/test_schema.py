@@ -1,0 +1,80 @@
+import subprocess
+import sys
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from rnnsearch.db import Store, schema
+from rnnsearch.db.engine import make_engine
+from rnnsearch.db.models import Base
+from rnnsearch.db.schema import SchemaOutdated, SchemaTooNew
+from rnnsearch.errors import UserError
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "rnnsearch.cli", *args], capture_output=True, text=True)
+
+
+def test_migrations_build_exactly_the_models(db_url):
+    Store(db_url).close()
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_old_database_asks_for_upgrade_and_the_command_upgrades_it(db_url):
+    engine = make_engine(db_url)
+    schema.upgrade(engine, "0001")
+    engine.dispose()
+    with pytest.raises(SchemaOutdated, match="rnnsearch db upgrade"):
+        Store(db_url)
+    r = cli("db", "upgrade", "--db", db_url)
+    assert r.returncode == 0, r.stderr
+    assert "0001 -> 0002" in r.stdout
+    with Store(db_url) as s:
+        assert schema.current(s.engine) == schema.head()
+
+
+def test_newer_database_is_refused_and_left_untouched(db_url):
+    Store(db_url).close()
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'ffff9999'"))
+    tables_before = sorted(inspect(engine).get_table_names())
+    with pytest.raises(SchemaTooNew):
+        Store(db_url)
+    r = cli("db", "upgrade", "--db", db_url)
+    assert r.returncode != 0 and "newer" in r.stderr and "Traceback" not in r.stderr
+    assert schema.current(engine) == "ffff9999"
+    assert sorted(inspect(engine).get_table_names()) == tables_before
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("nonsense", "malformed database URL"),
+        ("mysql://u@h/db", "unsupported database"),
+        ("sqlite:////no/such/folder/x.db", "does not exist"),
+        ("postgresql://nobody@127.0.0.1:1/none", "cannot open database"),
+    ],
+)
+def test_bad_urls_are_one_clear_line(url, message):
+    with pytest.raises(UserError, match=message):
+        Store(url, reconnect_s=0)
+    r = cli("db", "status", "--db", url)
+    assert r.returncode != 0
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_environment_variable_picks_the_database(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'env.db'}"
+    monkeypatch.setenv("RNNSEARCH_DB", url)
+    with Store() as s:
+        assert s.url == url
+    r = cli("db", "status")
+    assert r.returncode == 0 and "env.db" in r.stdout
