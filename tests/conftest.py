@@ -39,3 +39,15 @@ def db_url(request, tmp_path):
         return f"sqlite:///{tmp_path / 'rnnsearch.db'}"
     server = request.getfixturevalue("pg_server")
     return server.create_database(f"t{os.getpid()}_{next(_counter)}")
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One embedded Ray for the whole session: 2 CPUs, loopback only, no dashboard."""
+    import ray
+
+    from rnnsearch.workers import init_ray
+
+    init_ray(num_cpus=2)
+    yield ray
+    ray.shutdown()

@@ -53,11 +53,6 @@ def _quiet(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
-def _wl_node_hashes(d: nx.DiGraph, iterations: int) -> dict:
-    per_iter = _quiet(nx.weisfeiler_lehman_subgraph_hashes, d, node_attr="label", iterations=iterations)
-    return {n: h[-1] if h else d.nodes[n]["label"] for n, h in per_iter.items()}
-
-
 def _iterations(d: nx.DiGraph) -> int:
     # Labels must travel from the inputs to the outputs: as many rounds as the longest path.
     return max(1, nx.dag_longest_path_length(d)) if d.number_of_nodes() > 1 else 1
@@ -65,17 +60,25 @@ def _iterations(d: nx.DiGraph) -> int:
 
 def canonical_hash(graph: CellGraph) -> str:
     """A 32-hex-digit hash equal for isomorphic canonical graphs."""
-    cg = canonicalize(graph)
-    d = labelled_digraph(cg)
+    return hash_canonical(canonicalize(graph))
+
+
+def hash_canonical(canon: CellGraph) -> str:
+    """:func:`canonical_hash` of a graph that is already canonical."""
+    d = labelled_digraph(canon)
     wl = _quiet(nx.weisfeiler_lehman_graph_hash, d, node_attr="label", iterations=_iterations(d))
-    key = f"{SCHEMA_VERSION}|{','.join(cg.states)}|{wl}"
+    key = f"{SCHEMA_VERSION}|{','.join(canon.states)}|{wl}"
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def same_cell(a: CellGraph, b: CellGraph) -> bool:
     """Exact check that two graphs are the same cell (after canonicalisation)."""
-    ca, cb = canonicalize(a), canonicalize(b)
-    if ca.states != cb.states:
+    return isomorphic_canonical(canonicalize(a), canonicalize(b))
+
+
+def isomorphic_canonical(ca: CellGraph, cb: CellGraph) -> bool:
+    """:func:`same_cell` of two graphs that are already canonical."""
+    if ca.states != cb.states or len(ca) != len(cb) or ca.g.number_of_edges() != cb.g.number_of_edges():
         return False
     return nx.is_isomorphic(
         labelled_digraph(ca),
@@ -118,16 +121,36 @@ def _merge_duplicates(g: CellGraph) -> None:
             g.g.remove_node(n)
 
 
+def _structural_labels(g: CellGraph) -> dict[str, str]:
+    """A label per node from what it computes (forward) and how it is used (backward):
+    a Merkle pass, linear in the graph's size, that orders nodes independently of names."""
+    fwd: dict[str, str] = {}
+    order = list(nx.topological_sort(g.g))
+    for n in order:
+        args = [fwd[u] for u in g.operands(n)]
+        if OPS[g.op(n)].commutative:
+            args.sort()
+        fwd[n] = _digest(node_label(g, n), *args)
+    full: dict[str, str] = {}
+    for n in reversed(order):
+        uses = sorted(f"{full[v]}/{_slot_label(g, v, slot)}" for _, v, slot in g.g.out_edges(n, data="slot"))
+        full[n] = _digest(fwd[n], *uses)
+    return full
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=12).hexdigest()
+
+
 def _renamed(g: CellGraph) -> CellGraph:
-    d = labelled_digraph(g)
-    wl = _wl_node_hashes(d, _iterations(d))
+    labels = _structural_labels(g)
     # Order internal nodes by depth from the inputs, then by structural label, so that
     # the names n0, n1, ... follow the computation and do not depend on the old names.
     depth: dict[str, int] = {}
     for n in nx.topological_sort(g.g):
         preds = list(g.g.predecessors(n))
         depth[n] = 1 + max((depth[p] for p in preds), default=-1)
-    internal = sorted(g.internal_nodes(), key=lambda n: (depth[n], wl[n], node_label(g, n)))
+    internal = sorted(g.internal_nodes(), key=lambda n: (depth[n], labels[n], node_label(g, n)))
     names = {n: f"n{i}" for i, n in enumerate(internal)}
     names.update({n: n for n in g.reserved})
 
@@ -137,7 +160,7 @@ def _renamed(g: CellGraph) -> CellGraph:
     for v in list(internal) + list(g.outputs):
         operands = g.operands(v)
         if OPS[g.op(v)].commutative:
-            operands = sorted(operands, key=lambda u: (wl[u], names[u]))
+            operands = sorted(operands, key=lambda u: (labels[u], names[u]))
         for slot, u in enumerate(operands):
             out.g.add_edge(names[u], names[v], slot=slot)
     out._counter = len(internal)

@@ -176,15 +176,16 @@ class Store:
         search_id: int | None = None,
     ) -> tuple[ArchitectureInfo, bool]:
         """Find ``graph`` by canonical identity, or add it; returns (architecture, created)."""
-        from rnnsearch.cells import canonical_hash, canonicalize, formula, same_cell
+        from rnnsearch.cells import canonicalize, formula
+        from rnnsearch.cells.canonical import hash_canonical, isomorphic_canonical
 
         canon = canonicalize(graph)
-        base = canonical_hash(canon)
+        base = hash_canonical(canon)
         for k in range(16):
             key = base if k == 0 else f"{base}:{k}"
             found = self.find_architecture(key)
             if found is not None:
-                if same_cell(found.graph(), canon):
+                if isomorphic_canonical(found.graph(), canon):
                     return found, False
                 continue  # a Weisfeiler-Lehman collision: a different cell under the same hash
             n2 = sum(canon.g.in_degree(v) for v in canon.g if canon.op(v) == "linear")
@@ -220,15 +221,16 @@ class Store:
 
     def lookup(self, graph) -> ArchitectureInfo | None:
         """The stored architecture that is this graph, if any ("is this graph known?")."""
-        from rnnsearch.cells import canonical_hash, canonicalize, same_cell
+        from rnnsearch.cells import canonicalize
+        from rnnsearch.cells.canonical import hash_canonical, isomorphic_canonical
 
         canon = canonicalize(graph)
-        base = canonical_hash(canon)
+        base = hash_canonical(canon)
         for k in range(16):
             found = self.find_architecture(base if k == 0 else f"{base}:{k}")
             if found is None:
                 return None
-            if same_cell(found.graph(), canon):
+            if isomorphic_canonical(found.graph(), canon):
                 return found
         return None
 
