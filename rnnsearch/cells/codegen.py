@@ -516,8 +516,16 @@ class _Emitter:
         P = self.prefix
         k = len(self.blocks)
         blocks = ", ".join(f"b{i}" for i in range(k)) + ("," if k == 1 else "")
-        at_t = ", ".join(f"b{i}[t]" for i in range(k))
+        at_t = "".join(f"b{i}[t], " for i in range(k))
         unbound = ", ".join(f"b{i}.unbind(0)" for i in range(k)) + ("," if k == 1 else "")
+        unbind = (
+            [
+                "        # unbind once: indexing b[t] per step would make backward zero-fill the whole block T times",
+                f"        ({blocks}) = ({unbound})",
+            ]
+            if k
+            else []
+        )
         return [
             f"class {P}Layer(nn.Module):",
             '    """The cell over a sequence: forward(x_seq [T, batch, n], state) -> (outputs [T, batch, n], state).',
@@ -540,12 +548,11 @@ class _Emitter:
             "        if state is None:",
             "            state = self.cell.initial_state(x_seq.shape[1], x_seq.device, x_seq.dtype)",
             f"        ({blocks}), params = self.cell.prepare(x_seq)",
-            "        # unbind once: indexing b[t] per step would make backward zero-fill the whole block T times",
-            f"        ({blocks}) = ({unbound})",
+            *unbind,
             "        step = self._step",
             "        outputs = []",
             "        for t in range(x_seq.shape[0]):",
-            f"            state = step({at_t}, *state, *params)",
+            f"            state = step({at_t}*state, *params)",
             "            outputs.append(state[0])",
             "        return torch.stack(outputs), state",
         ]

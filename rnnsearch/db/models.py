@@ -38,6 +38,8 @@ class Search(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    steps: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # decisions taken
+    duplicates: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # known candidates skipped
 
 
 class Architecture(Base):

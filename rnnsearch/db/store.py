@@ -159,6 +159,23 @@ class Store:
             s.execute(update(Search).where(Search.id == search_id).values(status=status, updated_at=_now()))
 
     @_retrying
+    def take_step(self, search_id: int) -> int:
+        """Atomically count one decision of the search; returns its index (0, 1, ...).
+
+        Counted before the decision is acted on, so a crash in between skips a decision
+        rather than taking it twice."""
+        with self.session() as s, s.begin():
+            new = s.execute(
+                update(Search).where(Search.id == search_id).values(steps=Search.steps + 1).returning(Search.steps)
+            ).scalar_one()
+            return new - 1
+
+    @_retrying
+    def count_duplicate(self, search_id: int) -> None:
+        with self.session() as s, s.begin():
+            s.execute(update(Search).where(Search.id == search_id).values(duplicates=Search.duplicates + 1))
+
+    @_retrying
     def heartbeat(self, search_id: int) -> None:
         with self.session() as s, s.begin():
             s.execute(update(Search).where(Search.id == search_id).values(heartbeat_at=_now()))
@@ -505,7 +522,18 @@ def _now() -> datetime:
 
 
 def _search(r: Search) -> SearchInfo:
-    return SearchInfo(r.id, r.name, dict(r.config or {}), r.seed, r.status, r.created_at, r.updated_at, r.heartbeat_at)
+    return SearchInfo(
+        r.id,
+        r.name,
+        dict(r.config or {}),
+        r.seed,
+        r.status,
+        r.created_at,
+        r.updated_at,
+        r.heartbeat_at,
+        r.steps,
+        r.duplicates,
+    )
 
 
 def _arch(r: Architecture) -> ArchitectureInfo:

@@ -17,6 +17,8 @@ class SearchInfo:
     created_at: datetime
     updated_at: datetime
     heartbeat_at: datetime | None
+    steps: int = 0
+    duplicates: int = 0
 
 
 @dataclass(frozen=True)

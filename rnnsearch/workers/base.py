@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from rnnsearch.tasks.api import FAILED, EvalRequest, EvalResult
 
@@ -66,8 +67,9 @@ class LocalRunner(Runner):
     The time limit is the request's own ``budget.max_seconds`` (training stops itself);
     a crash of the process is a crash of the caller."""
 
-    def __init__(self, evaluate_fn: EvaluateFn | None = None):
+    def __init__(self, evaluate_fn: EvaluateFn | None = None, threads: int | None = 1):
         self.evaluate_fn = evaluate_fn or default_evaluate
+        self.threads = threads  # one thread by default: results then repeat exactly
         self.queue: list[EvalRequest] = []
         self._started = time.perf_counter()
         self._busy = 0.0
@@ -77,6 +79,8 @@ class LocalRunner(Runner):
         return 1
 
     def submit(self, request: EvalRequest) -> None:
+        if request.threads is None and self.threads:
+            request = replace(request, threads=self.threads)
         self.queue.append(request)
 
     def wait(self, timeout: float | None = None) -> list[EvalResult]:

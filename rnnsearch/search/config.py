@@ -1,0 +1,112 @@
+"""What a search does: presets for its stages, and the budget that ends it."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from rnnsearch.errors import UserError
+from rnnsearch.tasks.presets import get_preset
+from rnnsearch.tasks.registry import TASKS
+
+
+@dataclass(frozen=True)
+class SearchBudget:
+    """The search ends at the first limit reached (0: no limit). ``minutes`` counts this
+    launch's wall time; the others count the whole search across relaunches."""
+
+    evaluations: int = 0
+    architectures: int = 0
+    minutes: float = 0.0
+
+    @classmethod
+    def parse(cls, text: str) -> SearchBudget:
+        """``evaluations=500,architectures=50,minutes=30`` (any subset); a bare number
+        means evaluations."""
+        values: dict[str, float] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            key, sep, value = part.partition("=")
+            if not sep:
+                key, value = "evaluations", key
+            key = {"evals": "evaluations", "archs": "architectures", "min": "minutes"}.get(key.strip(), key.strip())
+            if key not in ("evaluations", "architectures", "minutes"):
+                raise UserError(f"bad --budget {part!r}: use evaluations=N, architectures=N or minutes=M")
+            try:
+                v = float(value)
+            except ValueError:
+                raise UserError(f"bad --budget {part!r}: {value!r} is not a number") from None
+            if v < 0 or v != v:
+                raise UserError(f"bad --budget {part!r}: must be >= 0")
+            values[key] = v
+        if not values:
+            raise UserError("--budget is empty")
+        return cls(int(values.get("evaluations", 0)), int(values.get("architectures", 0)), values.get("minutes", 0.0))
+
+    def __str__(self) -> str:
+        parts = [f"{k}={getattr(self, k):g}" for k in ("evaluations", "architectures", "minutes") if getattr(self, k)]
+        return ",".join(parts) or "unlimited"
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything that defines a search; stored with it so that a relaunch resumes it."""
+
+    name: str
+    preset: str = "laptop"
+    tasks: tuple[str, ...] = ("arithmetic", "xml", "ptb")
+    seed: int = 0
+    seeds: tuple[str, ...] = ("LSTM", "GRU")
+    population: int = 100
+    mutate_probability: float = 0.8  # else re-evaluate a member on new settings
+    settings_per_task: int = 20
+    baseline_settings: int = 20  # the GRU's settings per task (the yardstick)
+    memorize_settings: int = 2
+    memorize_threshold: float = 0.95
+    stop_ratio: float = 0.9  # task 1 stops a candidate below this fraction of the GRU's best
+    data_dir: str | None = None
+    budget: SearchBudget = field(default_factory=SearchBudget)
+
+    def __post_init__(self) -> None:
+        get_preset(self.preset)
+        if not self.tasks:
+            raise UserError("--tasks is empty")
+        for t in self.tasks:
+            if t not in TASKS or t == "memorize":
+                raise UserError(f"unknown search task {t!r} (use arithmetic, xml, ptb)")
+        if len(set(self.tasks)) != len(self.tasks):
+            raise UserError("--tasks names a task twice")
+        if "GRU" not in self.seeds:
+            raise UserError("the GRU must be among the seeds: it is the yardstick of fitness")
+        if not 0 <= self.mutate_probability <= 1:
+            raise UserError("--mutate must be between 0 and 1")
+        for name in ("population", "settings_per_task", "baseline_settings", "memorize_settings"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be at least 1")
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["tasks"], d["seeds"] = list(self.tasks), list(self.seeds)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SearchConfig:
+        d = dict(d)
+        d["tasks"], d["seeds"] = tuple(d["tasks"]), tuple(d["seeds"])
+        d["budget"] = SearchBudget(**d.get("budget", {}))
+        return cls(**d)
+
+
+# Stage sizes per preset: smoke is for plumbing (its memorize bar sits just under chance,
+# 1/26, so that candidates reach every stage in seconds); laptop and paper use the paper's 95%.
+PRESET_STAGES = {
+    "smoke": dict(settings_per_task=2, baseline_settings=2, memorize_settings=1, memorize_threshold=0.03),
+    "laptop": dict(settings_per_task=4, baseline_settings=6, memorize_settings=2, memorize_threshold=0.95),
+    "paper": dict(settings_per_task=20, baseline_settings=100, memorize_settings=3, memorize_threshold=0.95),
+}
+
+
+def config_for(name: str, preset: str, **overrides) -> SearchConfig:
+    if preset not in PRESET_STAGES:
+        get_preset(preset)  # raises the clear error
+    values = {**PRESET_STAGES[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    return SearchConfig(name=name, preset=preset, **values)

@@ -1,0 +1,171 @@
+"""Jozefowicz et al.'s mutation operators: pure functions, graph and generator in,
+child and the applied operators out.
+
+Draw p ~ U[0, 1]; transform each internal node with probability p by one of:
+1. an activation is replaced by one of {tanh, sigmoid, relu, Linear(0, x), Linear(1, x),
+   Linear(0.9, x), Linear(1.1, x)} (Linear(a, x): a square ``linear`` node that starts at a*I);
+2. an elementwise op is replaced by another of {mul, add, sub};
+3. a random activation is inserted between the node and one of its parents;
+4. a node with one input and one output is removed (its input takes its place);
+5. the node is replaced by one of its ancestors;
+6. the node is replaced by the sum, product or difference of a random ancestor of it and
+   a random ancestor of another node.
+The reserved inputs and outputs are never touched; the child is always valid (a draw that
+is not, or that changes nothing, is drawn again).
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+
+from rnnsearch.cells import CellGraph, CellGraphError
+from rnnsearch.cells.canonical import canonical_hash
+
+ACTIVATION_OPS = ("tanh", "sigmoid", "relu", "identity")
+REPLACEMENTS = (
+    ("tanh", None),
+    ("sigmoid", None),
+    ("relu", None),
+    ("linear", 0.0),
+    ("linear", 1.0),
+    ("linear", 0.9),
+    ("linear", 1.1),
+)
+ELEMENTWISE = ("add", "sub", "mul")
+OPERATORS = (
+    "replace_activation",
+    "replace_elementwise",
+    "insert_activation",
+    "remove",
+    "to_ancestor",
+    "to_combination",
+)
+MAX_INTERNAL_NODES = 64
+
+
+class MutationFailed(RuntimeError):
+    pass
+
+
+def is_activation(g: CellGraph, n: str) -> bool:
+    """Activations, and the Linear(a, x) nodes that operator 1 makes (so they can change back)."""
+    op = g.op(n)
+    if op in ACTIVATION_OPS:
+        return True
+    return op == "linear" and g.g.in_degree(n) == 1 and g.full_attrs(n)["init"] == "identity"
+
+
+def _set_activation(g: CellGraph, n: str, choice: tuple[str, float | None]) -> str:
+    op, gain = choice
+    g.g.nodes[n]["op"] = op
+    g.g.nodes[n]["attrs"] = {"init": "identity", "gain": gain} if op == "linear" else {}
+    return op if op != "linear" else f"Linear({gain:g})"
+
+
+def _new_activation(g: CellGraph, rng: np.random.Generator, source: str) -> tuple[str, str]:
+    op, gain = REPLACEMENTS[int(rng.integers(len(REPLACEMENTS)))]
+    attrs = {"init": "identity", "gain": gain} if op == "linear" else {}
+    node = g.add(op, source, name=g.fresh_name("m"), **attrs)
+    return node, (op if op != "linear" else f"Linear({gain:g})")
+
+
+def _redirect(g: CellGraph, old: str, new: str) -> None:
+    """Every reader of ``old`` reads ``new`` instead (same slots)."""
+    for _, v, key, slot in list(g.g.out_edges(old, keys=True, data="slot")):
+        g.g.remove_edge(old, v, key)
+        g.g.add_edge(new, v, slot=slot)
+
+
+def _applicable(g: CellGraph, n: str) -> list[str]:
+    ops = ["insert_activation", "to_ancestor", "to_combination"]
+    if is_activation(g, n):
+        ops.append("replace_activation")
+    if g.op(n) in ELEMENTWISE:
+        ops.append("replace_elementwise")
+    if g.g.in_degree(n) == 1 and g.g.out_degree(n) == 1:
+        ops.append("remove")
+    return ops
+
+
+def _apply(g: CellGraph, n: str, operator: str, rng: np.random.Generator) -> list | None:
+    """Transform node n in place; the record of what was done, or None if not possible."""
+    if operator == "replace_activation":
+        current = (g.op(n), g.full_attrs(n).get("gain") if g.op(n) == "linear" else None)
+        choices = [c for c in REPLACEMENTS if c != current]
+        return [operator, n, _set_activation(g, n, choices[int(rng.integers(len(choices)))])]
+    if operator == "replace_elementwise":
+        choices = [e for e in ELEMENTWISE if e != g.op(n)]
+        new = choices[int(rng.integers(len(choices)))]
+        g.g.nodes[n]["op"] = new
+        return [operator, n, new]
+    if operator == "insert_activation":
+        edges = list(g.g.in_edges(n, keys=True, data="slot"))
+        if not edges:
+            return None
+        u, _, key, slot = edges[int(rng.integers(len(edges)))]
+        act, name = _new_activation(g, rng, u)
+        g.g.remove_edge(u, n, key)
+        g.g.add_edge(act, n, slot=slot)
+        return [operator, n, name]
+    if operator == "remove":
+        (u,) = list(g.g.predecessors(n))
+        _redirect(g, n, u)
+        g.g.remove_node(n)
+        return [operator, n, None]
+    ancestors = sorted(nx.ancestors(g.g, n))
+    if operator == "to_ancestor":
+        if not ancestors:
+            return None
+        a = ancestors[int(rng.integers(len(ancestors)))]
+        _redirect(g, n, a)
+        return [operator, n, a]
+    if operator == "to_combination":
+        others = [m for m in g.g if m != n and g.op(m) != "input" and m not in g.outputs]
+        if not ancestors or not others:
+            return None
+        other = others[int(rng.integers(len(others)))]
+        banned = nx.descendants(g.g, n) | {n}
+        pool = sorted(a for a in nx.ancestors(g.g, other) if a not in banned and g.op(a) != "output")
+        if not pool:
+            return None
+        a1 = ancestors[int(rng.integers(len(ancestors)))]
+        a2 = pool[int(rng.integers(len(pool)))]
+        op = ELEMENTWISE[int(rng.integers(3))]
+        combo = g.add(op, a1, a2, name=g.fresh_name("m"))
+        _redirect(g, n, combo)
+        return [operator, n, f"{op}({a1},{a2})"]
+    raise AssertionError(operator)
+
+
+def mutate_once(graph: CellGraph, rng: np.random.Generator) -> tuple[CellGraph, list]:
+    """One draw of the paper's mutation (may be invalid or a no-op: :func:`mutate` retries)."""
+    g = graph.copy()
+    p = float(rng.random())
+    applied = []
+    for n in [m for m in graph.internal_nodes()]:
+        if n not in g.g or rng.random() >= p:
+            continue
+        ops = _applicable(g, n)
+        record = _apply(g, n, ops[int(rng.integers(len(ops)))], rng)
+        if record is not None:
+            applied.append(record)
+    g.validate()
+    return g, applied
+
+
+def mutate(graph: CellGraph, rng: np.random.Generator, max_tries: int = 100) -> tuple[CellGraph, list]:
+    """A valid child that differs from ``graph``, and the operators applied to make it."""
+    parent_hash = canonical_hash(graph)
+    for _ in range(max_tries):
+        try:
+            child, applied = mutate_once(graph, rng)
+        except CellGraphError:
+            continue
+        size = len(child.internal_nodes())
+        if not applied or size == 0 or size > MAX_INTERNAL_NODES:  # 0: h_next = h, a dead end
+            continue
+        if canonical_hash(child) == parent_hash:
+            continue
+        return child, applied
+    raise MutationFailed(f"no valid mutation of the graph in {max_tries} draws")
