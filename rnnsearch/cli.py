@@ -42,25 +42,31 @@ def zoo_cmd(
 
 @app.command("show")
 def show_cmd(
-    cell: str = typer.Argument(..., help="a zoo name (see `rnnsearch zoo`) or a graph JSON file"),
+    cell: str = typer.Argument(..., help="an architecture id from the database, a zoo name, or a graph JSON file"),
     png: Path | None = typer.Option(None, "--png", help="draw the graph to this PNG file"),
     hidden: int = typer.Option(128, "--hidden", min=1, max=65536, help="width n for the parameter count"),
+    db: str | None = typer.Option(None, "--db", envvar="RNNSEARCH_DB", help="database URL, for an architecture id"),
 ) -> None:
-    """Print a cell's formula, states, parameter count and canonical hash; --png draws it."""
+    """Print a cell's formula, parameter count and canonical hash; for an architecture id
+    also its lineage and results per task; --png draws it."""
     from rnnsearch.cells import canonical_hash, formula_lines, parameter_count, zoo
     from rnnsearch.cells.resolve import resolve_cell
 
-    name, graph = resolve_cell(cell)
-    known = zoo.lookup_name(graph)
-    typer.echo(f"{name}" + (f" (zoo: {known})" if known and known != name else ""))
-    typer.echo(f"states: {', '.join(graph.states)}")
-    typer.echo(f"parameters at n={hidden}: {parameter_count(graph, hidden):,}")
-    typer.echo(f"canonical hash: {canonical_hash(graph)}")
-    for line in formula_lines(graph):
-        typer.echo(f"  {line}")
-    doc = zoo.describe(name) if known == name else ""
-    if doc:
-        typer.echo("\n" + "\n".join(ln.rstrip() for ln in doc.strip().splitlines()))
+    if cell.isdigit():
+        _show_architecture(int(cell), db, hidden)
+        name, graph = f"#{cell}", _architecture_graph(int(cell), db)
+    else:
+        name, graph = resolve_cell(cell)
+        known = zoo.lookup_name(graph)
+        typer.echo(f"{name}" + (f" (zoo: {known})" if known and known != name else ""))
+        typer.echo(f"states: {', '.join(graph.states)}")
+        typer.echo(f"parameters at n={hidden}: {parameter_count(graph, hidden):,}")
+        typer.echo(f"canonical hash: {canonical_hash(graph)}")
+        for line in formula_lines(graph):
+            typer.echo(f"  {line}")
+        doc = zoo.describe(name) if known == name else ""
+        if doc:
+            typer.echo("\n" + "\n".join(ln.rstrip() for ln in doc.strip().splitlines()))
     if png is not None:
         from rnnsearch.analysis.draw import draw_graph
 
@@ -69,26 +75,147 @@ def show_cmd(
         typer.echo(f"wrote {png}")
 
 
+def _architecture_graph(arch_id: int, db: str | None):
+    from rnnsearch.analysis.export import get_architecture
+    from rnnsearch.db import Store
+
+    with Store(_db_url(db), create=False) as store:
+        return get_architecture(store, arch_id).graph()
+
+
+def _show_architecture(arch_id: int, db: str | None, hidden: int) -> None:
+    from rnnsearch.analysis.export import get_architecture
+    from rnnsearch.analysis.frames import display_name
+    from rnnsearch.cells import formula_lines
+    from rnnsearch.db import Store
+
+    with Store(_db_url(db), create=False) as store:
+        arch = get_architecture(store, arch_id)
+        name = display_name(arch)
+        typer.echo(
+            f"#{arch.id}" + ("" if name.startswith("#") else f" {name}") + f"  origin {arch.origin}  stage {arch.stage}"
+        )
+        typer.echo(f"canonical hash: {arch.hash}   parameters at n={hidden}: {arch.param_count(hidden):,}")
+        for line in formula_lines(arch.graph()):
+            typer.echo(f"  {line}")
+        chain = store.lineage(arch.id)
+        if len(chain) > 1:
+            typer.echo("lineage:")
+            for a in chain:
+                ops = "; ".join(" ".join(str(x) for x in op if x is not None) for op in a.mutation_ops) or a.origin
+                label = display_name(a)
+                typer.echo(f"  #{a.id}" + ("" if label.startswith("#") else f" {label}") + f": {ops}")
+        scores = store.task_scores(architecture_ids=[arch.id])
+        if scores:
+            typer.echo("results:")
+            for sc in scores:
+                best = "-" if sc.best_val_accuracy is None else f"{sc.best_val_accuracy:.4f}"
+                test = "-" if sc.test_accuracy is None else f"{sc.test_accuracy:.4f}"
+                typer.echo(f"  {sc.task:11} best val {best}  test {test}  ({sc.evaluations_ok} ok of {sc.evaluations})")
+        else:
+            typer.echo("results: none yet")
+
+
 @app.command("export")
 def export_cmd(
+    arch_id: int | None = typer.Argument(
+        None, help="an architecture id from the database (see `rnnsearch leaderboard`)"
+    ),
     zoo_name: str | None = typer.Option(None, "--zoo", help="export this zoo cell"),
     graph_file: Path | None = typer.Option(None, "--graph", help="export the cell in this graph JSON file"),
     output: Path = typer.Option(..., "-o", "--output", help="the Python file to write"),
+    weights: bool = typer.Option(
+        False, "--weights", help="also write the trained weights of its best evaluation (.pt)"
+    ),
+    db: str | None = typer.Option(None, "--db", envvar="RNNSEARCH_DB", help="database URL, for an architecture id"),
 ) -> None:
     """Write a cell as one Python file that imports only torch (a Cell and a Layer module)."""
     from rnnsearch.cells.codegen import class_prefix
     from rnnsearch.cells.export import export_file
     from rnnsearch.cells.resolve import resolve_cell
 
-    if (zoo_name is None) == (graph_file is None):
-        raise UserError("give exactly one of --zoo NAME or --graph FILE.json")
-    name, graph = resolve_cell(zoo_name if zoo_name is not None else str(graph_file))
-    if graph_file is not None and not str(graph_file).endswith(".json") and not graph_file.is_file():
-        raise UserError(f"graph file not found: {graph_file}")
+    if sum(x is not None for x in (arch_id, zoo_name, graph_file)) != 1:
+        raise UserError("give exactly one of ARCH_ID, --zoo NAME or --graph FILE.json")
     _writable(output)
+    if arch_id is not None:
+        from rnnsearch.analysis.export import export_architecture
+        from rnnsearch.db import Store
+
+        with Store(_db_url(db), create=False) as store:
+            for path in export_architecture(store, arch_id, output, weights=weights):
+                typer.echo(f"wrote {path}")
+        return
+    if weights:
+        raise UserError("--weights needs an architecture id from a search")
+    name, graph = resolve_cell(zoo_name if zoo_name is not None else str(graph_file))
     export_file(graph, output, name=name)
     prefix = class_prefix(name)
     typer.echo(f"wrote {output} ({prefix}Layer, {prefix}Cell)")
+
+
+@app.command("leaderboard")
+def leaderboard_cmd(
+    db: str | None = typer.Option(
+        None, "--db", envvar="RNNSEARCH_DB", help="database URL (default sqlite:///rnnsearch.db)"
+    ),
+    search: str | None = typer.Option(None, "--search", help="one search (default: the only one, else all)"),
+    top: int = typer.Option(20, "--top", min=1, help="how many rows"),
+    task: str | None = typer.Option(None, "--task", help="rank by this task's accuracy instead of fitness"),
+    fmt: str = typer.Option("table", "--format", help="table, csv or json"),
+) -> None:
+    """Rank the architectures: accuracy per task, relative to the GRU, fitness."""
+    from rnnsearch.analysis.frames import leaderboard
+    from rnnsearch.db import Store
+
+    if fmt not in ("table", "csv", "json"):
+        raise UserError(f"unknown --format {fmt!r}: use table, csv or json")
+    with Store(_db_url(db), create=False) as store:
+        frame = leaderboard(store, search=search, top=top, task=task)
+    tasks = frame.attrs["tasks"]
+    if fmt == "csv":
+        typer.echo(frame.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        typer.echo(frame.to_json(orient="records", indent=1))
+    else:
+        _print_board(frame, tasks)
+
+
+def _print_board(frame, tasks: list[str]) -> None:
+    def f(v, d=4):
+        return "-" if v is None or v != v else f"{v:.{d}f}"
+
+    head = f"{'rank':>4} {'id':>5}  {'name':<12}" + "".join(f" {t[:10]:>10} {'rel':>5}" for t in tasks)
+    head += f" {'fitness':>7} {'evals':>5} {'params@128':>10}  {'stage':<17} formula"
+    typer.echo(head)
+    for _, r in frame.iterrows():
+        line = f"{int(r['rank']):>4} {int(r['id']):>5}  {str(r['name'])[:12]:<12}"
+        line += "".join(f" {f(r.get(t)):>10} {f(r.get(t + '_rel'), 2):>5}" for t in tasks)
+        formula = str(r["formula"])
+        line += (
+            f" {f(r['fitness'], 3):>7} {int(r['evaluations']):>5} {int(r['parameters']):>10,}  {str(r['stage']):<17} "
+        )
+        typer.echo(line + (formula if len(formula) <= 70 else formula[:69] + "…"))
+
+
+@app.command("report")
+def report_cmd(
+    output: Path = typer.Option(Path("report"), "-o", "--output", help="folder for index.html and its images"),
+    db: str | None = typer.Option(
+        None, "--db", envvar="RNNSEARCH_DB", help="database URL (default sqlite:///rnnsearch.db)"
+    ),
+    search: str | None = typer.Option(None, "--search", help="one search (default: the only one, else all)"),
+) -> None:
+    """Write a self-contained HTML report with plots of the search."""
+    from rnnsearch.analysis.report import write_report
+    from rnnsearch.db import Store
+
+    if output.exists() and not output.is_dir():
+        raise UserError(f"{output} exists and is not a folder")
+    if not output.parent.exists():
+        raise UserError(f"folder {output.parent} does not exist")
+    with Store(_db_url(db), create=False) as store:
+        index = write_report(store, output, search=search)
+    typer.echo(f"wrote {index}")
 
 
 @app.command("train")

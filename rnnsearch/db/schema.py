@@ -55,8 +55,9 @@ def ensure(engine: Engine, create: bool = True) -> None:
             raise UserError(
                 "this database has rnnsearch tables but no schema version; it was not made by rnnsearch's migrations"
             )
-        if create:
-            upgrade(engine)
+        if not create:
+            raise UserError("this database has no rnnsearch data yet: run `rnnsearch launch` first")
+        upgrade(engine)
         return
     script = ScriptDirectory.from_config(_config())
     known = {s.revision for s in script.walk_revisions()}

@@ -96,6 +96,8 @@ class Store:
     def __init__(self, url: str | None = None, *, create: bool = True, reconnect_s: float = 120.0):
         self.url = normalise_url(url or default_url())
         self.reconnect_s = reconnect_s
+        if not create:
+            _must_exist(self.url)
         self.engine = make_engine(self.url)
         try:
             schema.ensure(self.engine, create=create)
@@ -504,6 +506,18 @@ def _record(s: Session, result) -> bool:
     if same:
         return False
     raise AlreadyRecorded(f"evaluation {result.request_id} is already {row.status}")
+
+
+def _must_exist(url: str) -> None:
+    """Readers never create a database: a missing SQLite file is an error, not a new file."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:"):
+        import os
+
+        if not os.path.exists(u.database):
+            raise UserError(f"no database at {url}: run `rnnsearch launch` first, or pass --db")
 
 
 def _case_ok():

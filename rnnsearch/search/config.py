@@ -64,6 +64,8 @@ class SearchConfig:
     memorize_threshold: float = 0.95
     stop_ratio: float = 0.9  # task 1 stops a candidate below this fraction of the GRU's best
     data_dir: str | None = None
+    eval_max_seconds: float | None = None  # caps each evaluation's training time in a search
+    keep_weights: bool = False  # store the trained cell weights of every evaluation
     budget: SearchBudget = field(default_factory=SearchBudget)
 
     def __post_init__(self) -> None:
@@ -100,7 +102,9 @@ class SearchConfig:
 # 1/26, so that candidates reach every stage in seconds); laptop and paper use the paper's 95%.
 PRESET_STAGES = {
     "smoke": dict(settings_per_task=2, baseline_settings=2, memorize_settings=1, memorize_threshold=0.03),
-    "laptop": dict(settings_per_task=4, baseline_settings=6, memorize_settings=2, memorize_threshold=0.95),
+    "laptop": dict(
+        settings_per_task=4, baseline_settings=6, memorize_settings=2, memorize_threshold=0.95, eval_max_seconds=45.0
+    ),
     "paper": dict(settings_per_task=20, baseline_settings=100, memorize_settings=3, memorize_threshold=0.95),
 }
 

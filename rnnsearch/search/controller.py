@@ -173,6 +173,7 @@ class Controller:
             budget=Budget(**ev.budget),
             task_options=tuple(tuple(kv) for kv in ev.task_options),
             request_id=ev.request_id,
+            keep_weights=self.config.keep_weights,
         )
 
     # -- planning ---------------------------------------------------------------------
@@ -184,6 +185,9 @@ class Controller:
 
     def _plan(self, arch_id: int, task: str, n: int, round_: int, stage: str) -> list[NewEvaluation]:
         tp = self.preset.task(task)
+        budget = tp.budget
+        if self.config.eval_max_seconds:
+            budget = dataclasses.replace(budget, max_seconds=min(budget.max_seconds, self.config.eval_max_seconds))
         arch = self.arch[arch_id]
         rng = np.random.default_rng([self.config.seed, int(arch.hash[:12], 16), _TASK_INDEX[task], round_])
         items = []
@@ -197,7 +201,7 @@ class Controller:
                     task,
                     dataclasses.asdict(hp),
                     int(rng.integers(2**31 - 1)),
-                    dataclasses.asdict(tp.budget),
+                    dataclasses.asdict(budget),
                     self._task_options(task),
                     stage,
                 )

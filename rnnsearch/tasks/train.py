@@ -52,12 +52,15 @@ def evaluate(request: EvalRequest, progress: Callable[[Progress], None] | None =
     becomes ``failed`` with its traceback, a non-finite loss ``diverged``."""
     t0 = time.perf_counter()
     run = _Run(request, progress)
+    threads = torch.get_num_threads()
     try:
         return run.execute()
     except Diverged:
         return run.result(DIVERGED, time.perf_counter() - t0, error="non-finite loss")
     except Exception:  # failures are data: the search records them and goes on
         return run.result(FAILED, time.perf_counter() - t0, error=traceback.format_exc(limit=20)[-4000:])
+    finally:
+        torch.set_num_threads(threads)  # an in-process caller keeps its own setting
 
 
 class _Run:
@@ -184,8 +187,13 @@ class _Run:
         ]
         self.test = score(model, task, test, device)
         if req.keep_weights and best_state is not None:
+            # the cell layers only: what an exported cell loads (embedding and softmax belong to the task)
+            layers = [
+                {k[len(f"layers.{i}.") :]: v.cpu() for k, v in best_state.items() if k.startswith(f"layers.{i}.")}
+                for i in range(hp.layers)
+            ]
             buf = io.BytesIO()
-            torch.save({k: v.cpu() for k, v in best_state.items()}, buf)
+            torch.save({"hidden_size": self.n, "task": req.task, "layers": layers}, buf)
             self.weights = buf.getvalue()
         return self.result(OK, time.perf_counter() - t0)
 

@@ -23,6 +23,7 @@ def test_exported_file_runs_in_a_fresh_process_with_only_torch(tmp_path, name):
     script = textwrap.dedent(
         f"""
         import importlib.util, sys, torch
+        torch.set_num_threads({torch.get_num_threads()})  # bit-identical needs the same reduction order
         spec = importlib.util.spec_from_file_location("cell", r"{path}")
         mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
         layer = mod.{prefix}Layer(7)

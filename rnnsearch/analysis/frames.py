@@ -1,0 +1,147 @@
+"""Leaderboard and history frames, built from the store's plain values (no SQL here)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from rnnsearch.cells import zoo
+from rnnsearch.db import ArchitectureInfo, SearchInfo, Store
+from rnnsearch.errors import UserError
+
+SEARCH_TASKS = ("arithmetic", "xml", "ptb")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which evaluations a frame covers: one search, or the whole database."""
+
+    search: SearchInfo | None
+    tasks: tuple[str, ...]
+
+    @property
+    def search_id(self) -> int | None:
+        return self.search.id if self.search else None
+
+
+def scope(store: Store, search: str | None = None) -> Scope:
+    if search is not None:
+        found = store.get_search(search)
+        if found is None:
+            names = ", ".join(s.name for s in store.searches()) or "none"
+            raise UserError(f"no search named {search!r} (searches: {names})")
+        tasks = tuple(found.config.get("tasks", SEARCH_TASKS))
+        return Scope(found, tasks)
+    searches = store.searches()
+    if len(searches) == 1:
+        return scope(store, searches[0].name)
+    evaluated = {sc.task for sc in store.task_scores()}
+    return Scope(None, tuple(t for t in SEARCH_TASKS if t in evaluated))
+
+
+def display_name(arch: ArchitectureInfo) -> str:
+    if arch.name:
+        return arch.name
+    if arch.origin.startswith("zoo:"):
+        return arch.origin[4:]
+    return zoo.lookup_name(arch.graph()) or f"#{arch.id}"
+
+
+def leaderboard(
+    store: Store | str, search: str | None = None, top: int | None = None, task: str | None = None
+) -> pd.DataFrame:
+    """One row per architecture: best validation accuracy per task (``<task>``), relative to
+    the GRU's best (``<task>_rel``), fitness (min over the search's tasks of the relative
+    accuracies), evaluations, parameters of one layer at n=128, stage; ranked by fitness,
+    or by one task's accuracy with ``task``."""
+    own = isinstance(store, str)
+    st = Store(store) if own else store
+    try:
+        sc = scope(st, search)
+        if task is not None and task not in (*sc.tasks, "memorize"):
+            raise UserError(f"task {task!r} is not part of this search (tasks: {', '.join(sc.tasks)})")
+        scores = st.task_scores(sc.search_id)
+        if not scores:
+            raise UserError("no evaluations in this database yet: run `rnnsearch launch` first")
+        archs = {a.id: a for a in st.architectures(ids={s.architecture_id for s in scores})}
+        gru = st.lookup(zoo.get("GRU"))
+        baseline = {s.task: s.best_val_accuracy for s in scores if gru is not None and s.architecture_id == gru.id}
+        rows: dict[int, dict] = {}
+        for s in scores:
+            a = archs[s.architecture_id]
+            row = rows.setdefault(
+                a.id,
+                {
+                    "id": a.id,
+                    "name": display_name(a),
+                    "formula": a.formula,
+                    "evaluations": 0,
+                    "parameters": a.param_count(128),
+                    "stage": a.stage,
+                    "origin": a.origin,
+                    "parent": a.parent_id,
+                },
+            )
+            row["evaluations"] += s.evaluations
+            row[s.task] = s.best_val_accuracy
+            row[f"{s.task}_test"] = s.test_accuracy
+        shown_tasks = [t for t in (*sc.tasks, "memorize") if any(t in r for r in rows.values())]
+        for row in rows.values():
+            rels = []
+            for t in shown_tasks:
+                acc, base = row.get(t), baseline.get(t)
+                row.setdefault(t, None)
+                row.setdefault(f"{t}_test", None)
+                rel = acc / base if acc is not None and base else None
+                row[f"{t}_rel"] = rel
+                if t in sc.tasks:
+                    rels.append(rel)
+            row["fitness"] = min(rels) if rels and all(r is not None for r in rels) else None
+        frame = pd.DataFrame(list(rows.values()))
+        key = f"{task}_rel" if task else "fitness"
+        if task and frame[key].isna().all():
+            key = task
+        frame = frame.sort_values([key, "id"], ascending=[False, True], na_position="last").reset_index(drop=True)
+        frame.insert(0, "rank", range(1, len(frame) + 1))
+        cols = ["rank", "id", "name", "formula"]
+        for t in shown_tasks:
+            cols += [t, f"{t}_rel"]
+        cols += ["fitness", "evaluations", "parameters", "stage"]
+        frame = frame[cols + [c for c in frame.columns if c not in cols]]
+        frame.attrs["tasks"] = list(sc.tasks)
+        frame.attrs["baseline"] = baseline
+        return frame.head(top) if top else frame
+    finally:
+        if own:
+            st.close()
+
+
+def fitness_history(store: Store, search: str | None = None) -> pd.DataFrame:
+    """Best fitness so far after each finished evaluation, in the order they finished,
+    measured against the GRU's final best (the yardstick as the search ended), so the
+    curve only rises as better cells are found."""
+    sc = scope(store, search)
+    evs = [e for e in store.evaluations(sc.search_id) if e.status in ("ok", "diverged", "failed") and e.finished_at]
+    evs.sort(key=lambda e: (e.finished_at, e.id))
+    gru = store.lookup(zoo.get("GRU"))
+    final: dict[tuple[int, str], float] = {}
+    for e in evs:
+        if e.status == "ok" and e.val_accuracy is not None:
+            final[(e.architecture_id, e.task)] = max(final.get((e.architecture_id, e.task), -1.0), e.val_accuracy)
+    base = {t: final.get((gru.id, t)) for t in sc.tasks} if gru else {}
+    best: dict[tuple[int, str], float] = {}
+    top = math.nan
+    rows = []
+    t0 = evs[0].finished_at if evs else None
+    for i, e in enumerate(evs, 1):
+        a = e.architecture_id
+        if e.status == "ok" and e.val_accuracy is not None and e.val_accuracy > best.get((a, e.task), -1.0):
+            best[(a, e.task)] = e.val_accuracy
+            if all((a, t) in best and base.get(t) for t in sc.tasks):  # scored on every task
+                f = min(best[(a, t)] / base[t] for t in sc.tasks)
+                if math.isnan(top) or f > top:
+                    top = f
+        rows.append({"evaluation": i, "seconds": (e.finished_at - t0).total_seconds(), "best_fitness": top})
+    return pd.DataFrame(rows, columns=["evaluation", "seconds", "best_fitness"])

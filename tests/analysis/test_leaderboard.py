@@ -1,0 +1,156 @@
+import io
+import json
+import re
+import subprocess
+import sys
+import textwrap
+
+import pandas as pd
+import pytest
+from sqlalchemy import create_engine, text
+
+from rnnsearch.analysis import leaderboard
+from rnnsearch.db import Store
+from rnnsearch.search.config import SearchBudget, config_for
+from rnnsearch.search.controller import Controller
+from rnnsearch.workers import LocalRunner
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """A database that a smoke search filled (with trained weights kept)."""
+    folder = tmp_path_factory.mktemp("searched")
+    url = f"sqlite:///{folder / 'search.db'}"
+    config = config_for(
+        "s", "smoke", tasks=("arithmetic", "xml"), keep_weights=True, budget=SearchBudget(architectures=8)
+    )
+    with Store(url) as store:
+        Controller(store, LocalRunner(), config).run()
+    return url, folder
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "rnnsearch.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_frame_matches_direct_sql(searched):
+    url, _ = searched
+    frame = leaderboard(url)
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        counts = dict(
+            conn.execute(text("SELECT architecture_id, COUNT(*) FROM evaluations GROUP BY architecture_id")).all()
+        )
+        maxima = {
+            (a, t): v
+            for a, t, v in conn.execute(
+                text(
+                    "SELECT architecture_id, task, MAX(val_accuracy) FROM evaluations WHERE status = 'ok' GROUP BY architecture_id, task"
+                )
+            ).all()
+        }
+    engine.dispose()
+    assert dict(zip(frame["id"], frame["evaluations"], strict=True)) == counts
+    for _, row in frame.iterrows():
+        for task in ("arithmetic", "xml", "memorize"):
+            expected = maxima.get((row["id"], task))
+            got = row[task]
+            assert (expected is None and pd.isna(got)) or got == pytest.approx(expected)
+    gru = frame[frame["name"] == "GRU"].iloc[0]
+    assert gru["fitness"] == 1.0 and gru["arithmetic_rel"] == 1.0
+    ranked = frame["fitness"].dropna().tolist()
+    assert ranked == sorted(ranked, reverse=True)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_csv_and_json_round_trip(searched, fmt):
+    url, _ = searched
+    r = cli("leaderboard", "--db", url, "--format", fmt, "--top", "50")
+    assert r.returncode == 0, r.stderr
+    frame = leaderboard(url, top=50)
+    back = pd.read_csv(io.StringIO(r.stdout)) if fmt == "csv" else pd.DataFrame(json.loads(r.stdout))
+    assert list(back.columns) == list(frame.columns)
+    assert back["id"].tolist() == frame["id"].tolist()
+    pd.testing.assert_series_equal(back["fitness"].astype(float), frame["fitness"].astype(float), check_names=False)
+
+
+def test_table_rank_by_task_and_show(searched):
+    url, _ = searched
+    r = cli("leaderboard", "--db", url, "--task", "xml", "--top", "5")
+    assert r.returncode == 0 and r.stdout.splitlines()[0].startswith("rank")
+    frame = leaderboard(url, task="xml")
+    assert frame["xml_rel"].dropna().is_monotonic_decreasing
+    child = frame[frame["parent"].notna()].iloc[0]
+    r = cli("show", str(int(child["id"])), "--db", url)
+    assert r.returncode == 0, r.stderr
+    assert "lineage:" in r.stdout and "results:" in r.stdout
+
+
+def test_exported_top_cell_runs_alone_with_its_weights(searched, tmp_path):
+    url, _ = searched
+    top = leaderboard(url)
+    arch_id = int(top[top["name"].str.startswith("#")].iloc[0]["id"])
+    out = tmp_path / "top.py"
+    r = cli("export", str(arch_id), "-o", str(out), "--weights", "--db", url)
+    assert r.returncode == 0, r.stderr
+    source = out.read_text()
+    assert f"rnnsearch architecture #{arch_id}" in source and "Fitness" in source
+    script = textwrap.dedent(
+        f"""
+        import importlib.util, sys, torch
+        spec = importlib.util.spec_from_file_location("top", r"{out}")
+        mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+        saved = torch.load(r"{out.with_suffix(".pt")}")
+        layer = mod.Arch{arch_id}Layer(saved["hidden_size"])
+        layer.load_state_dict(saved["layers"][0])
+        y, state = layer(torch.randn(7, 3, saved["hidden_size"]))
+        assert torch.isfinite(y).all()
+        assert not [m for m in sys.modules if m.split(".")[0] in ("rnnsearch", "networkx", "ray", "pandas")]
+        print("ran", tuple(y.shape))
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("ran (7, 3,")
+
+
+def test_report_holds_the_page_and_every_image(searched, tmp_path):
+    url, _ = searched
+    r = cli("report", "--db", url, "-o", str(tmp_path / "rep"))
+    assert r.returncode == 0, r.stderr
+    page = (tmp_path / "rep" / "index.html").read_text()
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert len(images) >= 6
+    for name in images:
+        data = (tmp_path / "rep" / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", name
+    assert "Leaderboard" in page and "GRU" in page
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("show", "99999"), "no architecture with id 99999"),
+        (("export", "99999", "-o", "x.py"), "no architecture with id 99999"),
+        (("leaderboard", "--format", "xml"), "unknown --format"),
+        (("leaderboard", "--search", "nope"), "no search named"),
+        (("leaderboard", "--task", "music"), "not part of this search"),
+    ],
+)
+def test_bad_input_is_one_line(searched, tmp_path, args, message):
+    url, _ = searched
+    r = cli(*args, "--db", url, cwd=tmp_path)
+    assert r.returncode != 0
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_empty_database_is_one_line_and_not_created(tmp_path):
+    for args in (("leaderboard",), ("report", "-o", str(tmp_path / "r")), ("show", "1")):
+        r = cli(*args, "--db", f"sqlite:///{tmp_path / 'none.db'}")
+        assert r.returncode != 0 and "run `rnnsearch launch` first" in r.stderr
+    assert list(tmp_path.iterdir()) == []
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    Store(url).close()
+    r = cli("leaderboard", "--db", url)
+    assert r.returncode != 0 and "no evaluations" in r.stderr
