@@ -398,6 +398,7 @@ def launch_cmd(
         mutate_probability=mutate,
         settings_per_task=settings,
         data_dir=str(data_dir) if data_dir else None,
+        keep_weights=keep_weights,
         budget=SearchBudget.parse(budget or default_budget),
     )
     for cell in config.seeds:
@@ -405,7 +406,7 @@ def launch_cmd(
 
         resolve_cell(cell)
     store = Store(_db_url(db))
-    runner = _make_runner(local, address, cpus_per_eval, gpus_per_eval, time_limit, ship_code, dashboard)
+    runner = _make_runner(local, address, cpus_per_eval, gpus_per_eval, time_limit, ship_code, dashboard, batch)
     display = SearchDisplay()
     controller = Controller(store, runner, config, on_update=display, log=lambda m: typer.echo(m, err=True))
     if controller.config != config and store.get_search(name) is not None:
@@ -428,7 +429,7 @@ def launch_cmd(
     display.final(view)
 
 
-def _make_runner(local, address, cpus_per_eval, gpus_per_eval, time_limit, ship_code, dashboard):
+def _make_runner(local, address, cpus_per_eval, gpus_per_eval, time_limit, ship_code, dashboard, batch):
     from rnnsearch.workers import LocalRunner, RayRunner
 
     if local:
@@ -442,6 +443,7 @@ def _make_runner(local, address, cpus_per_eval, gpus_per_eval, time_limit, ship_
         time_limit_s=time_limit,
         ship_code=ship_code,
         dashboard=dashboard,
+        batch_members=batch,
     )
 
 

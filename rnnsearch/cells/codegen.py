@@ -68,11 +68,16 @@ def class_prefix(name: str) -> str:
     return "Generated"
 
 
-def generate(graph: CellGraph, name: str = "Generated", doc: str = "") -> tuple[str, CellLayout]:
-    """Return the module source and the parameter layout for ``graph``."""
+def generate(graph: CellGraph, name: str = "Generated", doc: str = "", members: bool = False) -> tuple[str, CellLayout]:
+    """Return the module source and the parameter layout for ``graph``.
+
+    ``members``: the member-batched form, ``<Name>MemberCell``/``<Name>MemberLayer``, whose
+    parameters have a leading member dimension K (one model per hyperparameter setting,
+    trained together with batched matrix multiplies); inputs are ``[K, T, B, n]``.
+    """
     graph = graph.copy().validate()
     plan = _analyse(graph)
-    return _Emitter(plan, class_prefix(name), doc).source()
+    return _Emitter(plan, class_prefix(name), doc, members).source()
 
 
 def _resolve(plan: _Plan, n: str) -> str:
@@ -128,10 +133,11 @@ def _analyse(graph: CellGraph) -> _Plan:
 
 
 class _Emitter:
-    def __init__(self, plan: _Plan, prefix: str, doc: str):
+    def __init__(self, plan: _Plan, prefix: str, doc: str, members: bool = False):
         self.p = plan
         self.g = plan.graph
-        self.prefix = prefix
+        self.members = members
+        self.prefix = prefix + ("Member" if members else "")
         self.doc = doc
         g, p = self.g, plan
         self.linear = [n for n in p.order if g.op(n) == "linear"]
@@ -175,6 +181,26 @@ class _Emitter:
             s: sorted((t for t in self.terms if t.src == s), key=lambda t: (pos[t.node], t.slot)) for s in seq_srcs
         }
         self.param_of = {s: self._param_name(s) for s in list(self.seq_groups) + list(self.loop_groups)}
+
+    # -- tensor idioms: the single and the member-batched form differ only here ---------
+    def _mm(self, a: str, w: str) -> str:
+        return f"torch.bmm({a}, {w})" if self.members else f"torch.mm({a}, {w})"
+
+    def _addmm(self, c: str, a: str, w: str) -> str:
+        return f"torch.baddbmm({c}, {a}, {w})" if self.members else f"torch.addmm({c}, {a}, {w})"
+
+    def _t(self, param: str) -> str:
+        return f"{param}.transpose(1, 2)" if self.members else f"{param}.t()"
+
+    def _bias(self, i: int) -> str:
+        return f"b[:, {i}:{i + 1}]" if self.members else f"b[{i}]"
+
+    def _rows(self) -> str:
+        """Rows of the flattened sequence (T*B), with the member dimension in front."""
+        return "K, T * B" if self.members else "T * B"
+
+    def _diag_row(self, i: int) -> str:
+        return f"self.diag[:, {i}:{i + 1}]" if self.members else f"self.diag[{i}]"
 
     # -- helpers ----------------------------------------------------------------------
     def _readers(self, n: str) -> list[str]:
@@ -224,46 +250,67 @@ class _Emitter:
         states = ", ".join(repr(s) for s in g.states) + ("," if len(g.states) == 1 else "")
         out = [f"class {P}Cell(nn.Module):"]
         out += self._docstring("    ")
+        K = "K, " if self.members else ""
         out += [
             "",
             f"    states = ({states})",
             "",
-            "    def __init__(self, hidden_size: int):",
+            f"    def __init__(self, hidden_size: int{', members: int' if self.members else ''}):",
             "        super().__init__()",
             "        n = self.hidden_size = int(hidden_size)",
         ]
+        if self.members:
+            out.append("        K = self.members = int(members)")
         for s in list(self.seq_groups) + list(self.loop_groups):
             ts = self.seq_groups.get(s) or self.loop_groups[s]
-            out.append(f"        self.{self.param_of[s]} = nn.Parameter(torch.empty({len(ts)} * n, n))")
+            out.append(f"        self.{self.param_of[s]} = nn.Parameter(torch.empty({K}{len(ts)} * n, n))")
         if self.linear:
-            out.append(f"        self.bias = nn.Parameter(torch.empty({len(self.linear)}, n))")
+            out.append(f"        self.bias = nn.Parameter(torch.empty({K}{len(self.linear)}, n))")
         if self.diags:
-            out.append(f"        self.diag = nn.Parameter(torch.empty({len(self.diags)}, n))")
-        out.append("        self.reset_parameters()")
+            out.append(f"        self.diag = nn.Parameter(torch.empty({K}{len(self.diags)}, n))")
+        if self.members:
+            out.append("        for k in range(K):")
+            out.append("            self.reset_member(k)")
+        else:
+            out.append("        self.reset_parameters()")
         out += [""] + self._reset() + [""] + self._initial_state() + [""] + self._prepare() + [""] + self._step()
+        t_dim = 1 if self.members else 0
+        lead = "K, " if self.members else ""
         out += [
             "",
             "    def forward(self, x, state=None):",
-            '        """One time step: x [batch, n] -> (h_next, state_next)."""',
+            f'        """One time step: x [{lead}batch, n] -> (h_next, state_next)."""',
             "        if state is None:",
-            "            state = self.initial_state(x.shape[0], x.device, x.dtype)",
-            "        blocks, params = self.prepare(x.unsqueeze(0))",
-            "        state = self.step(*[b[0] for b in blocks], *state, *params)",
+            f"            state = self.initial_state(x.shape[{t_dim}], x.device, x.dtype)",
+            f"        blocks, params = self.prepare(x.unsqueeze({t_dim}))",
+            f"        state = self.step(*[b.select({t_dim}, 0) for b in blocks], *state, *params)",
             "        return state[0], state",
         ]
         return out
 
     def _reset(self) -> list[str]:
-        out = [
-            "    def reset_parameters(self, init_scale: float = 1.0, generator=None):",
-            '        """Weights U(-s/sqrt(n), s/sqrt(n)); identity-initialised terms a*I; biases their',
-            '        bias_init (0 unless set); diagonals U(-s/sqrt(n), s/sqrt(n)) or U(0, 1)."""',
+        if self.members:
+            head = [
+                "    def reset_member(self, k: int, init_scale: float = 1.0, generator=None):",
+                '        """Member k exactly as the single cell\'s reset_parameters(init_scale, generator)."""',
+            ]
+            idx = "[k]"
+        else:
+            head = [
+                "    def reset_parameters(self, init_scale: float = 1.0, generator=None):",
+                '        """Weights U(-s/sqrt(n), s/sqrt(n)); identity-initialised terms a*I; biases their',
+                '        bias_init (0 unless set); diagonals U(-s/sqrt(n), s/sqrt(n)) or U(0, 1)."""',
+            ]
+            idx = ""
+        out = head + [
             "        n = self.hidden_size",
             "        bound = init_scale / n ** 0.5",
             "        with torch.no_grad():",
         ]
+        body_start = len(out)
+        # the draw order is the single cell's; the member form repeats it per member
         for s in list(self.seq_groups) + list(self.loop_groups):
-            out.append(f"            self.{self.param_of[s]}.uniform_(-bound, bound, generator=generator)")
+            out.append(f"            self.{self.param_of[s]}{idx}.uniform_(-bound, bound, generator=generator)")
         for s in list(self.seq_groups) + list(self.loop_groups):
             ts = self.seq_groups.get(s) or self.loop_groups[s]
             for r, t in enumerate(ts):
@@ -271,21 +318,21 @@ class _Emitter:
                 if a["init"] == "identity":
                     gain = repr(float(a["gain"]))
                     out.append(
-                        f"            self.{self.param_of[s]}[{r} * n:{r + 1} * n].copy_("
+                        f"            self.{self.param_of[s]}{idx}[{r} * n:{r + 1} * n].copy_("
                         f"{gain} * torch.eye(n, dtype=self.bias.dtype, device=self.bias.device))"
                     )
         if self.linear:
-            out.append("            self.bias.zero_()")
+            out.append(f"            self.bias{idx}.zero_()")
             for n in self.linear:
                 b = float(self.g.full_attrs(n)["bias_init"])
                 if b != 0.0:
-                    out.append(f"            self.bias[{self.bias_row[n]}].fill_({b!r})")
+                    out.append(f"            self.bias{idx}[{self.bias_row[n]}].fill_({b!r})")
         for i, n in enumerate(self.diags):
             if self.g.full_attrs(n)["init"] == "uniform01":
-                out.append(f"            self.diag[{i}].uniform_(0.0, 1.0, generator=generator)")
+                out.append(f"            self.diag{idx}[{i}].uniform_(0.0, 1.0, generator=generator)")
             else:
-                out.append(f"            self.diag[{i}].uniform_(-bound, bound, generator=generator)")
-        if len(out) == 6:
+                out.append(f"            self.diag{idx}[{i}].uniform_(-bound, bound, generator=generator)")
+        if len(out) == body_start:
             out.append("            pass")
         return out
 
@@ -293,7 +340,7 @@ class _Emitter:
         k = len(self.g.states)
         return [
             "    def initial_state(self, batch_size: int, device=None, dtype=None):",
-            "        z = torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)",
+            f"        z = torch.zeros({'self.members, ' if self.members else ''}batch_size, self.hidden_size, device=device, dtype=dtype)",
             f"        return ({', '.join(['z'] * k)}{',' if k == 1 else ''})",
         ]
 
@@ -309,8 +356,8 @@ class _Emitter:
         out = [
             "    def prepare(self, x_seq):",
             '        """Everything that depends on x alone, for the whole sequence at once."""',
-            "        T, B, n = x_seq.shape",
-            f"        q{p.idx['x']} = x_seq.reshape(T * B, n)",
+            f"        {'K, ' if self.members else ''}T, B, n = x_seq.shape",
+            f"        q{p.idx['x']} = x_seq.reshape({self._rows()}, n)",
         ]
         if self.linear:
             out.append("        b = self.bias")
@@ -325,14 +372,14 @@ class _Emitter:
             ts = self.seq_groups[s]
             src = self._q(s)
             if p.kind[s] == "const":
-                src = f"x_seq.new_full((T * B, n), {src})"
+                src = f"x_seq.new_full(({self._rows()}, n), {src})"
             name = f"p{p.idx[s]}"
-            out.append(f"        {name} = torch.mm({src}, self.{self.param_of[s]}.t())")
+            out.append(f"        {name} = {self._mm(src, self._t(f'self.{self.param_of[s]}'))}")
             if len(ts) == 1:
                 chunks[(ts[0].node, ts[0].slot)] = name
             else:
                 parts = [f"{name}_{k}" for k in range(len(ts))]
-                out.append(f"        {', '.join(parts)} = {name}.chunk({len(ts)}, 1)")
+                out.append(f"        {', '.join(parts)} = {name}.chunk({len(ts)}, -1)")
                 for t, part in zip(ts, parts, strict=True):
                     chunks[(t.node, t.slot)] = part
 
@@ -352,9 +399,9 @@ class _Emitter:
             if g.op(n) != "linear" or p.kind[n] == "seq":
                 return self._q(n)
             parts = [chunks[(t.node, t.slot)] for t in self.terms if t.node == n and p.kind[t.src] in ("seq", "const")]
-            bias = f"b[{self.bias_row[n]}]"
+            bias = self._bias(self.bias_row[n])
             if not parts:
-                return f"{bias}.expand(T * B, n)"
+                return f"{bias}.expand({self._rows()}, n)"
             return " + ".join(parts + [bias])
 
         names = []
@@ -364,17 +411,17 @@ class _Emitter:
             if bi in fast.values():
                 s = next(k for k, v in fast.items() if v == bi)
                 lo, hi = self.bias_row[block[0]], self.bias_row[block[-1]] + 1
-                out.append(
-                    f"        {name} = torch.addmm(b[{lo}:{hi}].reshape(-1), {self._q(s)}, self.{self.param_of[s]}.t())"
-                )
+                bias = f"b[:, {lo}:{hi}].reshape(K, 1, -1)" if self.members else f"b[{lo}:{hi}].reshape(-1)"
+                out.append(f"        {name} = {self._addmm(bias, self._q(s), self._t(f'self.{self.param_of[s]}'))}")
             elif len(block) == 1:
                 out.append(f"        {name} = {pre_part(block[0])}")
             else:
-                out.append(f"        {name} = torch.cat([{', '.join(pre_part(m) for m in block)}], 1)")
-        params = [f"self.{self.param_of[s]}.t()" for s in self.loop_groups]
+                out.append(f"        {name} = torch.cat([{', '.join(pre_part(m) for m in block)}], -1)")
+        params = [self._t(f"self.{self.param_of[s]}") for s in self.loop_groups]
         for i, n in enumerate(self.diags):
             params.append(self._diag_param(i, n))
-        blocks = ", ".join(f"{b}.view(T, B, -1)" for b in names)
+        shape = "K, T, B, -1" if self.members else "T, B, -1"
+        blocks = ", ".join(f"{b}.view({shape})" for b in names)
         out.append(
             f"        return ({blocks}{',' if len(names) == 1 else ''}), ({', '.join(params)}{',' if len(params) == 1 else ''})"
         )
@@ -402,8 +449,8 @@ class _Emitter:
     def _diag_param(self, i: int, n: str) -> str:
         bound = self.g.full_attrs(n)["bound"]
         if bound is None:
-            return f"self.diag[{i}]"
-        return f"self.diag[{i}].clamp({-float(bound)!r}, {float(bound)!r})"
+            return self._diag_row(i)
+        return f"{self._diag_row(i)}.clamp({-float(bound)!r}, {float(bound)!r})"
 
     def _prepared_diag(self, n: str) -> str:
         return self._diag_param(self.diags.index(n), n)
@@ -414,7 +461,7 @@ class _Emitter:
         args = [ref(u) for u in self.g.operands(n)]
         if op == "linear":
             parts = [linear_terms[(n, slot)] for slot in range(len(args))]
-            return " + ".join(parts + [f"b[{self.bias_row[n]}]"])
+            return " + ".join(parts + [self._bias(self.bias_row[n])])
         if op == "diag":
             return f"{diag_param(n)} * {args[0]}"
         if op in _UNARY:
@@ -452,7 +499,7 @@ class _Emitter:
                 pre_piece[self.misc[0]] = mb
             else:
                 parts = [f"m{k}" for k in range(len(self.misc))]
-                out.append(f"        {', '.join(parts)} = {mb}.chunk({len(self.misc)}, 1)")
+                out.append(f"        {', '.join(parts)} = {mb}.chunk({len(self.misc)}, -1)")
                 pre_piece.update(zip(self.misc, parts, strict=True))
         term_part: dict[tuple[str, int], str] = {}
         wname = {s: f"w{i}" for i, s in enumerate(self.loop_groups)}
@@ -469,12 +516,12 @@ class _Emitter:
             ts = self.loop_groups[s]
             a = f"a{p.idx[s]}"
             if s in self.aligned:
-                out.append(f"        {a} = torch.addmm(xb{aligned_block[s]}, {ref(s)}, {wname[s]})")
+                out.append(f"        {a} = {self._addmm(f'xb{aligned_block[s]}', ref(s), wname[s])}")
             else:
-                out.append(f"        {a} = torch.mm({ref(s)}, {wname[s]})")
+                out.append(f"        {a} = {self._mm(ref(s), wname[s])}")
             parts = [a] if len(ts) == 1 else [f"{a}_{k}" for k in range(len(ts))]
             if len(ts) > 1:
-                out.append(f"        {', '.join(parts)} = {a}.chunk({len(ts)}, 1)")
+                out.append(f"        {', '.join(parts)} = {a}.chunk({len(ts)}, -1)")
             for t, part in zip(ts, parts, strict=True):
                 term_part[(t.node, t.slot)] = part
 
@@ -517,7 +564,8 @@ class _Emitter:
         k = len(self.blocks)
         blocks = ", ".join(f"b{i}" for i in range(k)) + ("," if k == 1 else "")
         at_t = "".join(f"b{i}[t], " for i in range(k))
-        unbound = ", ".join(f"b{i}.unbind(0)" for i in range(k)) + ("," if k == 1 else "")
+        t_dim = 1 if self.members else 0
+        unbound = ", ".join(f"b{i}.unbind({t_dim})" for i in range(k)) + ("," if k == 1 else "")
         unbind = (
             [
                 "        # unbind once: indexing b[t] per step would make backward zero-fill the whole block T times",
@@ -533,9 +581,9 @@ class _Emitter:
             f"    state is a tuple of {len(self.g.states)} tensor(s) [batch, n] in the order {P}Cell.states; h first.",
             '    """',
             "",
-            "    def __init__(self, hidden_size: int):",
+            f"    def __init__(self, hidden_size: int{', members: int' if self.members else ''}):",
             "        super().__init__()",
-            f"        self.cell = {P}Cell(hidden_size)",
+            f"        self.cell = {P}Cell(hidden_size{', members' if self.members else ''})",
             "        self.hidden_size = self.cell.hidden_size",
             "        self._step = self.cell.step",
             "",
@@ -546,13 +594,13 @@ class _Emitter:
             "",
             "    def forward(self, x_seq, state=None):",
             "        if state is None:",
-            "            state = self.cell.initial_state(x_seq.shape[1], x_seq.device, x_seq.dtype)",
+            f"            state = self.cell.initial_state(x_seq.shape[{t_dim + 1}], x_seq.device, x_seq.dtype)",
             f"        ({blocks}), params = self.cell.prepare(x_seq)",
             *unbind,
             "        step = self._step",
             "        outputs = []",
-            "        for t in range(x_seq.shape[0]):",
+            f"        for t in range(x_seq.shape[{t_dim}]):",
             f"            state = step({at_t}*state, *params)",
             "            outputs.append(state[0])",
-            "        return torch.stack(outputs), state",
+            f"        return torch.stack(outputs{', 1' if self.members else ''}), state",
         ]

@@ -42,8 +42,32 @@ def compile_cell(
     ``.layout`` (a :class:`CellLayout`) and ``.source`` (the generated Python).
     """
     source, layout = generate(graph, name)
-    ns = build_namespace(source, class_prefix(name))
-    layer = ns[f"{class_prefix(name)}Layer"](hidden_size)
+    layer = build_namespace(source, class_prefix(name))[f"{class_prefix(name)}Layer"](hidden_size)
+    return _finish(layer, source, layout, compile, device, dtype)
+
+
+def compile_members(
+    graph: CellGraph,
+    hidden_size: int,
+    members: int,
+    *,
+    name: str = "Generated",
+    compile: bool = False,
+    device=None,
+    dtype=None,
+) -> nn.Module:
+    """K copies of the cell as one layer, to train K settings together: parameters
+    ``[K, ...]``, ``forward(x [K, T, B, n], state) -> (outputs [K, T, B, n], state)`` with
+    batched matrix multiplies. Member k's slice has :func:`compile_cell`'s layout, and
+    ``layer.cell.reset_member(k, scale, generator)`` draws exactly what the single cell's
+    ``reset_parameters(scale, generator)`` draws."""
+    source, layout = generate(graph, name, members=True)
+    prefix = class_prefix(name) + "Member"
+    layer = build_namespace(source, prefix)[f"{prefix}Layer"](hidden_size, members)
+    return _finish(layer, source, layout, compile, device, dtype)
+
+
+def _finish(layer: nn.Module, source: str, layout: CellLayout, compile: bool, device, dtype) -> nn.Module:
     if device is not None or dtype is not None:
         layer = layer.to(device=device, dtype=dtype)
     if compile:
@@ -57,4 +81,4 @@ def layout_of(layer: nn.Module) -> CellLayout:
     return layer.layout
 
 
-__all__ = ["compile_cell", "CellLayout", "build_namespace"]
+__all__ = ["compile_cell", "compile_members", "CellLayout", "build_namespace"]

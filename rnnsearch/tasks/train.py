@@ -180,6 +180,7 @@ class _Run:
             if out_of_budget:
                 break
         self.tokens_per_s = train_tokens / max(train_time, 1e-9)
+        self.best_extras = {**self.best_extras, "train_tokens": float(train_tokens), "train_seconds": train_time}
         if best_state is not None:
             model.load_state_dict(best_state)
         test = [

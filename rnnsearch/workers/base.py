@@ -18,6 +18,31 @@ def default_evaluate(request: EvalRequest) -> EvalResult:
     return evaluate(request)
 
 
+def default_evaluate_group(requests: list[EvalRequest]) -> list[EvalResult]:
+    from rnnsearch.tasks.batched import evaluate_group
+
+    return evaluate_group(requests)
+
+
+MAX_GROUP = 20  # settings trained together at most (the paper's settings per task)
+
+
+def take_group(waiting: list[EvalRequest], max_group: int) -> list[EvalRequest]:
+    """Remove and return the first waiting request and up to ``max_group - 1`` more that
+    can train with it as one model (same cell, task, sizes and budget)."""
+    from rnnsearch.tasks.batched import group_key
+
+    first = waiting.pop(0)
+    group, key = [first], group_key(first)
+    i = 0
+    while i < len(waiting) and len(group) < max_group:
+        if group_key(waiting[i]) == key:
+            group.append(waiting.pop(i))
+        else:
+            i += 1
+    return group
+
+
 def failed(request: EvalRequest, error: str, wall_s: float = 0.0, worker: str = "") -> EvalResult:
     return EvalResult(request.request_id, FAILED, error=error, wall_s=wall_s, worker=worker)
 
@@ -67,16 +92,18 @@ class LocalRunner(Runner):
     The time limit is the request's own ``budget.max_seconds`` (training stops itself);
     a crash of the process is a crash of the caller."""
 
-    def __init__(self, evaluate_fn: EvaluateFn | None = None, threads: int | None = 1):
+    def __init__(self, evaluate_fn: EvaluateFn | None = None, threads: int | None = 1, batch_members: bool = False):
         self.evaluate_fn = evaluate_fn or default_evaluate
         self.threads = threads  # one thread by default: results then repeat exactly
+        self.batch_members = batch_members and evaluate_fn is None
         self.queue: list[EvalRequest] = []
+        self._cancelled: list[EvalResult] = []
         self._started = time.perf_counter()
         self._busy = 0.0
 
     @property
     def capacity(self) -> int:
-        return 1
+        return MAX_GROUP if self.batch_members else 1
 
     def submit(self, request: EvalRequest) -> None:
         if request.threads is None and self.threads:
@@ -84,24 +111,34 @@ class LocalRunner(Runner):
         self.queue.append(request)
 
     def wait(self, timeout: float | None = None) -> list[EvalResult]:
+        if self._cancelled:
+            out, self._cancelled = self._cancelled, []
+            return out
         if not self.queue:
             return []
-        request = self.queue.pop(0)
         t0 = time.perf_counter()
-        try:
-            result = self.evaluate_fn(request)
-        except Exception as e:  # evaluate never raises; a custom evaluate_fn might
-            result = failed(request, f"{type(e).__name__}: {e}")
+        if self.batch_members:
+            group = take_group(self.queue, MAX_GROUP)
+            results = default_evaluate_group(group)
+        else:
+            request = self.queue.pop(0)
+            try:
+                results = [self.evaluate_fn(request)]
+            except Exception as e:  # evaluate never raises; a custom evaluate_fn might
+                results = [failed(request, f"{type(e).__name__}: {e}")]
         self._busy += time.perf_counter() - t0
-        return [result]
+        return results
 
     def cancel(self, request_id: str) -> bool:
-        before = len(self.queue)
-        self.queue = [r for r in self.queue if r.request_id != request_id]
-        return len(self.queue) < before
+        for r in self.queue:
+            if r.request_id == request_id:
+                self.queue.remove(r)
+                self._cancelled.append(failed(r, "cancelled"))  # every submitted request gets a result
+                return True
+        return False
 
     def in_flight(self) -> int:
-        return len(self.queue)
+        return len(self.queue) + len(self._cancelled)
 
     def busy_fraction(self) -> float:
         return self._busy / max(time.perf_counter() - self._started, 1e-9)

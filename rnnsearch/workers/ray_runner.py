@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import os
 import time
-from collections import deque
 from dataclasses import dataclass, replace
 
 from rnnsearch.errors import UserError
 from rnnsearch.tasks.api import EvalRequest, EvalResult
-from rnnsearch.workers.base import EvaluateFn, Runner, default_evaluate, failed
+from rnnsearch.workers.base import (
+    MAX_GROUP,
+    EvaluateFn,
+    Runner,
+    default_evaluate,
+    default_evaluate_group,
+    failed,
+    take_group,
+)
 
 
 def _run_remote(evaluate_fn: EvaluateFn, request: EvalRequest) -> EvalResult:
@@ -24,6 +31,14 @@ def _run_remote(evaluate_fn: EvaluateFn, request: EvalRequest) -> EvalResult:
     return evaluate_fn(request)
 
 
+def _run_group_remote(requests: list[EvalRequest]) -> list[EvalResult]:
+    import torch
+
+    if requests[0].threads:
+        torch.set_num_threads(requests[0].threads)
+    return default_evaluate_group(requests)
+
+
 # A forced cancel that Ray has not confirmed by then is given up on: the evaluation is
 # reported failed and its task abandoned (a cancel can be lost while a task is placed).
 CANCEL_GRACE_S = 10.0
@@ -31,7 +46,7 @@ CANCEL_GRACE_S = 10.0
 
 @dataclass
 class _Flight:
-    request: EvalRequest
+    requests: list[EvalRequest]  # one, or a group trained as one model
     ref: object
     submitted: float
     timed_out: bool = False
@@ -102,6 +117,7 @@ class RayRunner(Runner):
         dashboard: bool = False,
         ship_code: bool = False,
         evaluate_fn: EvaluateFn | None = None,
+        batch_members: bool = True,
     ):
         import ray
 
@@ -117,7 +133,12 @@ class RayRunner(Runner):
             num_cpus=cpus_per_eval, num_gpus=gpus_per_eval, max_retries=max_retries, retry_exceptions=False
         )
         self._fn_ref = ray.put(evaluate_fn or default_evaluate)
-        self._waiting: deque[EvalRequest] = deque()
+        # compatible requests train as one member-batched model (not with a custom function)
+        self.batch_members = batch_members and evaluate_fn is None
+        self._remote_group = ray.remote(_run_group_remote).options(
+            num_cpus=cpus_per_eval, num_gpus=gpus_per_eval, max_retries=max_retries, retry_exceptions=False
+        )
+        self._waiting: list[EvalRequest] = []
         self._flights: dict[object, _Flight] = {}
         self._done: list[EvalResult] = []
         self._started = time.perf_counter()
@@ -136,28 +157,40 @@ class RayRunner(Runner):
         return slots
 
     @property
-    def capacity(self) -> int:
+    def slots(self) -> int:
+        """Evaluations (or groups) that run at once."""
         if time.monotonic() - self._capacity_at > 30:  # clusters grow and shrink
             self._capacity = max(1, self._compute_capacity())
             self._capacity_at = time.monotonic()
         return self._capacity
 
+    @property
+    def capacity(self) -> int:
+        """Requests to keep in flight: with grouping, enough to fill a group per slot."""
+        return self.slots * (MAX_GROUP if self.batch_members else 1)
+
     def submit(self, request: EvalRequest) -> None:
         if request.threads is None:
             request = replace(request, threads=self.threads)
-        self._waiting.append(request)
-        self._pump()
+        self._waiting.append(request)  # started by wait(), so a burst of submissions can be grouped
 
     def _pump(self) -> None:
-        while self._waiting and len(self._flights) < self.capacity:
-            request = self._waiting.popleft()
-            ref = self._remote.remote(self._fn_ref, request)
-            self._flights[ref] = _Flight(request, ref, time.perf_counter())
+        while self._waiting and len(self._flights) < self.slots:
+            if self.batch_members:
+                group = take_group(self._waiting, MAX_GROUP)
+                ref = (
+                    self._remote_group.remote(group) if len(group) > 1 else self._remote.remote(self._fn_ref, group[0])
+                )
+            else:
+                group = [self._waiting.pop(0)]
+                ref = self._remote.remote(self._fn_ref, group[0])
+            self._flights[ref] = _Flight(group, ref, time.perf_counter())
 
     def _enforce_time_limit(self) -> None:
         now = time.perf_counter()
         for ref, f in list(self._flights.items()):
-            if self.time_limit_s is not None and not f.timed_out and now - f.submitted > self.time_limit_s:
+            limit = None if self.time_limit_s is None else self.time_limit_s * len(f.requests)  # a group takes longer
+            if limit is not None and not f.timed_out and now - f.submitted > limit:
                 f.timed_out = True
                 self._kill(f)
             if f.cancel_at is None:
@@ -166,7 +199,7 @@ class RayRunner(Runner):
                 del self._flights[ref]
                 self._busy += now - f.submitted
                 why = f"failed (timeout): ran past the limit of {self.time_limit_s:g}s" if f.timed_out else "cancelled"
-                self._done.append(failed(f.request, why, now - f.submitted))
+                self._done += [failed(r, why, now - f.submitted) for r in f.requests]
             else:
                 self._ray.cancel(f.ref, force=True)  # again: an early cancel can be lost
 
@@ -176,6 +209,7 @@ class RayRunner(Runner):
 
     def wait(self, timeout: float | None = None) -> list[EvalResult]:
         deadline = None if timeout is None else time.monotonic() + timeout
+        self._pump()
         while not self._done and self._flights:
             self._enforce_time_limit()
             watching = self.time_limit_s is not None or any(f.cancel_at for f in self._flights.values())
@@ -197,47 +231,46 @@ class RayRunner(Runner):
         flight = self._flights.pop(ref)
         elapsed = time.perf_counter() - flight.submitted
         self._busy += elapsed
+
+        def all_failed(error: str) -> list[EvalResult]:
+            return [failed(r, error, elapsed) for r in flight.requests]
+
         try:
-            result = self._ray.get(ref)
+            got = self._ray.get(ref)
+            results = got if isinstance(got, list) else [got]
         except (self._ray.exceptions.WorkerCrashedError, self._ray.exceptions.TaskCancelledError) as e:
             # a forced cancel shows as either, depending on the Ray version and timing
             if flight.timed_out:
-                result = failed(
-                    flight.request, f"failed (timeout): ran past the limit of {self.time_limit_s:g}s", elapsed
-                )
+                results = all_failed(f"failed (timeout): ran past the limit of {self.time_limit_s:g}s")
             elif isinstance(e, self._ray.exceptions.WorkerCrashedError):
-                result = failed(
-                    flight.request, f"worker died (retried up to the limit): {str(e).splitlines()[0]}", elapsed
-                )
+                results = all_failed(f"worker died (retried up to the limit): {str(e).splitlines()[0]}")
             else:
-                result = failed(flight.request, "cancelled", elapsed)
+                results = all_failed("cancelled")
         except self._ray.exceptions.OutOfMemoryError as e:
-            result = failed(
-                flight.request, f"out of memory (retried up to the limit): {str(e).splitlines()[0][:300]}", elapsed
-            )
-            result = failed(flight.request, "cancelled", elapsed)
+            results = all_failed(f"out of memory (retried up to the limit): {str(e).splitlines()[0][:300]}")
         except self._ray.exceptions.RayTaskError as e:  # the evaluate function itself raised
-            result = failed(flight.request, str(e)[-4000:], elapsed)
-        except self._ray.exceptions.RayError as e:  # out of memory, node died, ...
-            result = failed(flight.request, f"{type(e).__name__}: {str(e).splitlines()[0][:500]}", elapsed)
-        self._done.append(result)
+            results = all_failed(str(e)[-4000:])
+        except self._ray.exceptions.RayError as e:  # node died, ...
+            results = all_failed(f"{type(e).__name__}: {str(e).splitlines()[0][:500]}")
+        self._done += results
 
     def cancel(self, request_id: str) -> bool:
         for r in list(self._waiting):
             if r.request_id == request_id:
                 self._waiting.remove(r)
+                self._done.append(failed(r, "cancelled"))  # every submitted request gets a result
                 return True
         for f in self._flights.values():
-            if f.request.request_id == request_id:
-                self._kill(f)
+            if any(r.request_id == request_id for r in f.requests):
+                self._kill(f)  # a group is one process: its members end together
                 return True
         return False
 
     def in_flight(self) -> int:
-        return len(self._waiting) + len(self._flights) + len(self._done)
+        return len(self._waiting) + sum(len(f.requests) for f in self._flights.values()) + len(self._done)
 
     def busy_fraction(self) -> float:
-        return self._busy / max((time.perf_counter() - self._started) * self.capacity, 1e-9)
+        return self._busy / max((time.perf_counter() - self._started) * self.slots, 1e-9)
 
     def shutdown(self) -> None:
         for f in list(self._flights.values()):

@@ -16,7 +16,7 @@ def drain(runner, expected: int, timeout: float = 600):
 
 
 def test_n_requests_come_back_as_n_results(ray_local):
-    runner = RayRunner()
+    runner = RayRunner(batch_members=False)
     assert runner.capacity == 2
     reqs = [smoke_request(f"r{i}", seed=i) for i in range(6)]
     for r in reqs:
@@ -69,13 +69,15 @@ def test_time_limit_ends_a_hung_run(ray_local):
 
 
 def test_cancel_a_waiting_request(ray_local):
-    runner = RayRunner(evaluate_fn=Chaos(hang_ids=frozenset({"h1", "h2"})))
+    runner = RayRunner(evaluate_fn=Chaos(hang_ids=frozenset({"h1", "h2", "queued"})))
     for rid in ("h1", "h2", "queued"):
         runner.submit(smoke_request(rid))
-    assert runner.cancel("queued")  # still waiting for a slot: dropped
+    runner.wait(timeout=2)  # h1 and h2 start (two slots); "queued" waits for a slot
+    assert runner.cancel("queued")
     assert runner.cancel("h1") and runner.cancel("h2")
-    results = {r.request_id: r for r in drain(runner, 2)}
-    assert set(results) == {"h1", "h2"} and all(r.status == "failed" for r in results.values())
+    results = {r.request_id: r for r in drain(runner, 3)}
+    assert set(results) == {"h1", "h2", "queued"}
+    assert all(r.status == "failed" and "cancelled" in r.error for r in results.values())
     runner.shutdown()
 
 
@@ -85,7 +87,7 @@ def test_local_and_ray_runners_agree(ray_local):
     for r in reqs:
         local.submit(r)
     by_local = {r.request_id: r for r in drain(local, 2)}
-    ray_runner = RayRunner()
+    ray_runner = RayRunner(batch_members=False)
     for r in reqs:
         ray_runner.submit(r)
     by_ray = {r.request_id: r for r in drain(ray_runner, 2)}
@@ -108,3 +110,30 @@ def test_bad_resources_are_refused(ray_local):
         RayRunner(cpus_per_eval=0)
     with pytest.raises(UserError, match="no room"):
         RayRunner(gpus_per_eval=1)
+
+
+def test_compatible_requests_train_as_one_model(ray_local):
+    runner = RayRunner()  # grouping is on by default
+    assert runner.capacity == 2 * 20
+    same = [smoke_request(f"g{i}", task="xml", seed=i, learning_rate=0.2 + 0.1 * i) for i in range(5)]
+    other = smoke_request("lone", cell="LSTM", task="memorize")
+    for r in [*same, other]:
+        runner.submit(r)
+    results = {r.request_id: r for r in drain(runner, 6)}
+    assert all(r.status == "ok" for r in results.values()), [r.error for r in results.values()]
+    assert {dict(results[f"g{i}"].extras).get("group_size") for i in range(5)} == {5.0}
+    assert "group_size" not in dict(results["lone"].extras)
+    alone = {r.request_id: r for r in drain(_local(same), 5)}
+    for rid, r in alone.items():
+        assert results[rid].steps == r.steps
+        assert results[rid].val_loss == pytest.approx(
+            r.val_loss, rel=1e-3
+        )  # float32 rounding; exact in float64 (tests/tasks)
+    runner.shutdown()
+
+
+def _local(reqs):
+    runner = LocalRunner()
+    for r in reqs:
+        runner.submit(r)
+    return runner
