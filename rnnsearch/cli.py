@@ -453,6 +453,111 @@ def _make_runner(local, address, cpus_per_eval, gpus_per_eval, time_limit, ship_
     )
 
 
+@app.command("study")
+def study_cmd(
+    cells: str = typer.Option(
+        "Tanh,LSTM,LSTM-f,LSTM-i,LSTM-o,LSTM-b,GRU,MUT1,MUT2,MUT3",
+        "--cells",
+        help="zoo names, graph files or architecture ids",
+    ),
+    tasks: str = typer.Option("arithmetic,xml,ptb", "--tasks", help="comma-separated"),
+    settings: int | None = typer.Option(None, "--settings", min=1, max=1000, help="random settings per cell and task"),
+    preset: str = typer.Option("laptop", "--preset", help="smoke, laptop or paper"),
+    name: str = typer.Option("study", "--name", help="the study's name; an existing name resumes it"),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**31 - 1, help="seed for the settings and the training"),
+    db: str | None = typer.Option(
+        None, "--db", envvar="RNNSEARCH_DB", help="database URL (default sqlite:///rnnsearch.db)"
+    ),
+    fmt: str = typer.Option("table", "--format", help="table, csv or json"),
+    png: Path | None = typer.Option(None, "--png", help="draw accuracy per task per cell to this PNG"),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray)"),
+    local: bool = typer.Option(False, "--local", help="run in this process, one at a time"),
+    cpus_per_eval: float = typer.Option(1.0, "--cpus-per-eval", min=0.01, help="CPUs per evaluation"),
+    gpus_per_eval: float = typer.Option(0.0, "--gpus-per-eval", min=0.0, help="GPUs per evaluation"),
+    batch: bool = typer.Option(True, "--batch/--no-batch", help="train a cell's settings together as one model"),
+) -> None:
+    """Compare known cells fairly: the same random settings for every cell on every task,
+    then the paper's table (best accuracy per task, relative to the GRU)."""
+    import signal
+
+    from rnnsearch.analysis.study import plot_study, study_table, text_table
+    from rnnsearch.cells.resolve import resolve_cell
+    from rnnsearch.db import Store
+    from rnnsearch.search.config import SearchBudget, config_for
+    from rnnsearch.search.controller import Controller
+    from rnnsearch.search.display import SearchDisplay
+
+    if fmt not in ("table", "csv", "json"):
+        raise UserError(f"unknown --format {fmt!r}: use table, csv or json")
+    if png is not None:
+        _writable(png)
+    store = Store(_db_url(db))
+    names, graphs = [], {}
+    for spec in (c.strip() for c in cells.split(",") if c.strip()):
+        if spec.lstrip("#").isdigit():
+            from rnnsearch.analysis.export import get_architecture
+
+            label, graph = f"#{spec.lstrip('#')}", get_architecture(store, int(spec.lstrip("#"))).graph()
+        else:
+            label, graph = resolve_cell(spec)
+        if label not in zoo_names():
+            graphs[label] = graph.to_json()
+        names.append(label)
+    if "GRU" not in names:
+        typer.echo("adding the GRU: it is the yardstick the table is relative to", err=True)
+        names.append("GRU")
+    config = config_for(
+        name,
+        preset,
+        tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
+        seed=seed,
+        seeds=tuple(names),
+        settings_per_task=settings,
+        kind="study",
+        seed_graphs=graphs,
+        budget=SearchBudget(),
+    )
+    runner = _make_runner(local, address, cpus_per_eval, gpus_per_eval, None, False, False, batch)
+    display = SearchDisplay()
+    controller = Controller(store, runner, config, on_update=display, log=lambda m: typer.echo(m, err=True))
+
+    def stop(signum, _frame):
+        if controller._interrupted:
+            raise KeyboardInterrupt
+        controller.interrupt("interrupted: run the same command again to finish the study")
+
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with display:
+            view = controller.run()
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        runner.shutdown()
+    frame = study_table(store, name)
+    store.close()
+    typer.echo(
+        f"study {name}: {sum(view.finished.values())} evaluations, {view.elapsed_s:,.0f}s"
+        + (f" ({view.stopping})" if view.stopping else ""),
+        err=True,
+    )
+    if fmt == "csv":
+        typer.echo(frame.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        typer.echo(frame.to_json(orient="records", indent=1))
+    else:
+        for line in text_table(frame):
+            typer.echo(line)
+    if png is not None:
+        typer.echo(f"wrote {plot_study(frame, png)}", err=True)
+
+
+def zoo_names() -> set[str]:
+    from rnnsearch.cells import zoo
+
+    return set(zoo.names())
+
+
 db_app = typer.Typer(help="The database: schema upgrades and status.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

@@ -65,7 +65,10 @@ class SearchConfig:
     stop_ratio: float = 0.9  # task 1 stops a candidate below this fraction of the GRU's best
     data_dir: str | None = None
     eval_max_seconds: float | None = None  # caps each evaluation's training time in a search
+    eval_max_steps: dict[str, int] = field(default_factory=dict)  # per task: steps, not seconds, so results repeat
     keep_weights: bool = False  # store the trained cell weights of every evaluation
+    kind: str = "search"  # "study": no mutations; every seed gets the same settings
+    seed_graphs: dict[str, str] = field(default_factory=dict)  # seeds that are not zoo cells: name -> graph JSON
     budget: SearchBudget = field(default_factory=SearchBudget)
 
     def __post_init__(self) -> None:
@@ -79,6 +82,8 @@ class SearchConfig:
             raise UserError("--tasks names a task twice")
         if "GRU" not in self.seeds:
             raise UserError("the GRU must be among the seeds: it is the yardstick of fitness")
+        if self.kind not in ("search", "study"):
+            raise UserError(f"unknown kind {self.kind!r}")
         if not 0 <= self.mutate_probability <= 1:
             raise UserError("--mutate must be between 0 and 1")
         for name in ("population", "settings_per_task", "baseline_settings", "memorize_settings"):
@@ -103,7 +108,11 @@ class SearchConfig:
 PRESET_STAGES = {
     "smoke": dict(settings_per_task=2, baseline_settings=2, memorize_settings=1, memorize_threshold=0.03),
     "laptop": dict(
-        settings_per_task=4, baseline_settings=6, memorize_settings=2, memorize_threshold=0.95, eval_max_seconds=45.0
+        settings_per_task=4,
+        baseline_settings=6,
+        memorize_settings=2,
+        memorize_threshold=0.95,
+        eval_max_steps={"memorize": 1500, "arithmetic": 2500, "xml": 2000, "ptb": 400},
     ),
     "paper": dict(settings_per_task=20, baseline_settings=100, memorize_settings=3, memorize_threshold=0.95),
 }

@@ -134,7 +134,11 @@ class Controller:
                 self.finished[ev.status] = self.finished.get(ev.status, 0) + 1
                 self._score(ev.architecture_id, ev.task, ev.status, ev.val_accuracy)
         for name in cfg.seeds:
-            arch, _ = self.store.add_architecture(zoo.get(name), f"zoo:{name}", name=name, search_id=s.id)
+            if name in cfg.seed_graphs:
+                graph, origin = CellGraph.from_json(cfg.seed_graphs[name]), "user"
+            else:
+                graph, origin = zoo.get(name), f"zoo:{name}"
+            arch, _ = self.store.add_architecture(graph, origin, name=name, search_id=s.id)
             self.arch[arch.id] = arch
             self.seed_ids.append(arch.id)
             if name == "GRU":
@@ -188,8 +192,14 @@ class Controller:
         budget = tp.budget
         if self.config.eval_max_seconds:
             budget = dataclasses.replace(budget, max_seconds=min(budget.max_seconds, self.config.eval_max_seconds))
+        if task in self.config.eval_max_steps:
+            steps = min(budget.max_steps, self.config.eval_max_steps[task])
+            budget = dataclasses.replace(budget, max_steps=steps, eval_every=min(budget.eval_every, max(1, steps // 5)))
         arch = self.arch[arch_id]
-        rng = np.random.default_rng([self.config.seed, int(arch.hash[:12], 16), _TASK_INDEX[task], round_])
+        # a study gives every cell the very same settings (common random numbers); a search
+        # draws per architecture
+        who = 0 if self.config.kind == "study" else int(arch.hash[:12], 16)
+        rng = np.random.default_rng([self.config.seed, who, _TASK_INDEX[task], round_])
         items = []
         for _ in range(n):
             hp = hp_sampler.sample(
@@ -224,7 +234,7 @@ class Controller:
         self._set(arch_id, stage)
         items: list[NewEvaluation] = []
         if stage == SEED:
-            n = cfg.baseline_settings if arch_id == self.gru_id else cfg.settings_per_task
+            n = cfg.baseline_settings if arch_id == self.gru_id and cfg.kind == "search" else cfg.settings_per_task
             for task in cfg.tasks:
                 items += self._plan(arch_id, task, n, 0, SEED)
         elif stage == MEMORIZE:
@@ -302,6 +312,8 @@ class Controller:
         return True
 
     def _may_generate(self) -> bool:
+        if self.config.kind == "study":
+            return False  # a study evaluates its cells and nothing else
         b = self.config.budget
         if b.architectures and self.tried >= b.architectures:
             self.stop_reason = self.stop_reason or f"architecture budget ({b.architectures}) reached"
@@ -315,10 +327,13 @@ class Controller:
         """Take one decision: re-evaluate a member or mutate one. False if nothing to do."""
         members = [a for _, a in self.population()]
         parents = members or [a for a in self.seed_ids]
+        # the seeds start tuned (the paper's "fully tuned" LSTM and GRU): re-evaluation
+        # refines the members the search found
+        found = [a for a in members if a not in self.seed_ids]
         step = self.store.take_step(self.search.id)
         rng = np.random.default_rng([self.config.seed, 1, step])
-        if members and rng.random() >= self.config.mutate_probability:
-            arch_id = members[int(rng.integers(len(members)))]
+        if rng.random() >= self.config.mutate_probability and found:
+            arch_id = found[int(rng.integers(len(found)))]
             items = []
             for task in self.config.tasks:
                 round_ = 1 + self.counts.get((arch_id, task), 0) // self.config.settings_per_task

@@ -67,7 +67,7 @@ class SearchDisplay:
         now = time.monotonic()
         if now - self._last >= self.every_s:
             self._last = now
-            print(summary_lines(view)[0], file=sys.stdout, flush=True)
+            print(summary_lines(view)[0], file=sys.stderr, flush=True)  # stdout stays for results
 
     def final(self, view: SearchView) -> None:
         for line in summary_lines(view) + top_lines(view, max(self.console.width, 100)):

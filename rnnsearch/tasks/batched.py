@@ -220,7 +220,8 @@ class _GroupRun:
                     m.steps += 1
                     m.tokens += inputs.shape[1] * inputs.shape[2]
             train_time += time.perf_counter() - ts
-            out_of_budget = steps >= budget.max_steps or time.perf_counter() - t0 >= budget.max_seconds
+            # the time limit is per setting: K settings together get K times as long
+            out_of_budget = steps >= budget.max_steps or time.perf_counter() - t0 >= budget.max_seconds * K
             if steps % budget.eval_every == 0 or out_of_budget:
                 self._evaluate_and_schedule(model, task, valid, device)
             if out_of_budget:
