@@ -62,7 +62,9 @@ def init_ray(
 ) -> bool:
     """Start (or join) Ray; returns True when this call started it.
 
-    ``address`` None: an embedded local Ray on loopback only (no dashboard unless asked);
+    ``address`` None: an embedded local Ray (no dashboard unless asked; token
+    authentication as Ray 2.60 sets it; Ray itself binds its servers on all interfaces,
+    and rewrites a loopback node address to the routable one, so firewall its ports);
     ``"auto"``: join the ``ray start`` cluster on this machine; ``"ray://host:10001"``: a
     remote cluster through Ray Client. ``ship_code`` sends the rnnsearch package to the
     workers (Ray's runtime environment) for clusters where it is not installed.
