@@ -385,11 +385,9 @@ def launch_cmd(
     ),
 ) -> None:
     """Run (or resume) the evolutionary search until its budget ends; Ctrl-C stops cleanly."""
-    import signal
 
     from rnnsearch.db import Store
     from rnnsearch.search.config import SearchBudget, config_for
-    from rnnsearch.search.controller import Controller
     from rnnsearch.search.display import SearchDisplay
 
     default_budget = {"smoke": "architectures=25", "laptop": "minutes=60"}.get(preset, "minutes=600")
@@ -413,26 +411,43 @@ def launch_cmd(
         resolve_cell(cell)
     store = Store(_db_url(db))
     runner = _make_runner(local, address, cpus_per_eval, gpus_per_eval, time_limit, ship_code, dashboard, batch)
-    display = SearchDisplay()
-    controller = Controller(store, runner, config, on_update=display, log=lambda m: typer.echo(m, err=True))
-    if controller.config != config and store.get_search(name) is not None:
-        typer.echo(f"resuming search {name!r} with its stored settings (preset {controller.config.preset})", err=True)
-
-    def stop(signum, _frame):
-        if controller._interrupted:
-            raise KeyboardInterrupt
-        controller.interrupt("interrupted: in-flight evaluations run again on relaunch")
-
-    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with display:
-            view = controller.run()
+        display = SearchDisplay()
+        view = _run_controller(
+            store, runner, config, display, "interrupted: in-flight evaluations run again on relaunch"
+        )
     finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-        runner.shutdown()
         store.close()
     display.final(view)
+
+
+def _run_controller(store, runner, config, display, interrupted: str):
+    """Run a search or study to its end; SIGINT/SIGTERM stop it cleanly (a second one hard)."""
+    import signal
+
+    from rnnsearch.search.controller import Controller
+
+    try:
+        controller = Controller(store, runner, config, on_update=display, log=lambda m: typer.echo(m, err=True))
+        if controller.config != config:  # a new search stores the config it was given
+            typer.echo(
+                f"resuming {config.name!r} with its stored settings (preset {controller.config.preset})", err=True
+            )
+
+        def stop(signum, _frame):
+            if controller._interrupted:
+                raise KeyboardInterrupt
+            controller.interrupt(interrupted)
+
+        old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            with display:
+                return controller.run()
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+    finally:
+        runner.shutdown()
 
 
 def _make_runner(local, address, cpus_per_eval, gpus_per_eval, time_limit, ship_code, dashboard, batch):
@@ -478,13 +493,11 @@ def study_cmd(
 ) -> None:
     """Compare known cells fairly: the same random settings for every cell on every task,
     then the paper's table (best accuracy per task, relative to the GRU)."""
-    import signal
 
     from rnnsearch.analysis.study import plot_study, study_table, text_table
     from rnnsearch.cells.resolve import resolve_cell
     from rnnsearch.db import Store
     from rnnsearch.search.config import SearchBudget, config_for
-    from rnnsearch.search.controller import Controller
     from rnnsearch.search.display import SearchDisplay
 
     if fmt not in ("table", "csv", "json"):
@@ -518,22 +531,9 @@ def study_cmd(
         budget=SearchBudget(),
     )
     runner = _make_runner(local, address, cpus_per_eval, gpus_per_eval, None, False, False, batch)
-    display = SearchDisplay()
-    controller = Controller(store, runner, config, on_update=display, log=lambda m: typer.echo(m, err=True))
-
-    def stop(signum, _frame):
-        if controller._interrupted:
-            raise KeyboardInterrupt
-        controller.interrupt("interrupted: run the same command again to finish the study")
-
-    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        with display:
-            view = controller.run()
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-        runner.shutdown()
+    view = _run_controller(
+        store, runner, config, SearchDisplay(), "interrupted: run the same command again to finish the study"
+    )
     frame = study_table(store, name)
     store.close()
     typer.echo(
