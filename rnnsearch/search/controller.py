@@ -162,6 +162,7 @@ class Controller:
         resumed = sum(1 for ev in rows if ev.status in ("pending", "running"))
         if resumed:
             self.log(f"resuming {s.name}: {resumed} unfinished evaluation(s) to run again")
+        self._done_before = sum(self.finished.values())  # the rate counts this launch only
 
     def _push(self, request: EvalRequest) -> None:
         if request.request_id not in self.queued:
@@ -453,7 +454,7 @@ class Controller:
             by_stage=by_stage,
             duplicates=self.search.duplicates,
             top=tuple(top),
-            evaluations_per_hour=3600 * done / max(elapsed, 1e-9),
+            evaluations_per_hour=3600 * (done - self._done_before) / max(elapsed, 1e-9),
             busy_fraction=self.runner.busy_fraction(),
             baseline=self.baseline(),
             stopping=self.stop_reason,
