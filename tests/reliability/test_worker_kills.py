@@ -1,0 +1,56 @@
+"""Worker processes killed from outside during a search: the search finishes, nothing is
+lost or run twice."""
+
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+
+from rnnsearch.db import Store
+from rnnsearch.search.config import SearchBudget, config_for
+from rnnsearch.search.controller import Controller
+from rnnsearch.workers import RayRunner
+
+
+def _worker_pids() -> list[int]:
+    out = subprocess.run(["pgrep", "-f", "ray::_run"], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def test_search_survives_killed_workers(ray_local, tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'kills.db'}")
+    runner = RayRunner(max_retries=3, batch_members=False)
+    config = config_for("s", "smoke", tasks=("arithmetic", "xml"), budget=SearchBudget(architectures=12))
+    kills: list[int] = []
+    stop = threading.Event()
+    rng = random.Random(0)
+
+    def killer():
+        while not stop.is_set() and len(kills) < 3:
+            time.sleep(rng.uniform(1.0, 3.0))
+            pids = _worker_pids()
+            if pids:
+                pid = rng.choice(pids)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    kills.append(pid)
+                except ProcessLookupError:
+                    pass
+
+    t = threading.Thread(target=killer, daemon=True)
+    t.start()
+    view = Controller(store, runner, config).run()
+    stop.set()
+    t.join(timeout=10)
+    runner.shutdown()
+    assert len(kills) >= 1, "no worker was killed: the test did not test anything"
+    search = store.get_search("s")
+    evs = store.evaluations(search.id)
+    assert search.status == "finished"
+    assert all(e.status in ("ok", "diverged", "failed") for e in evs)
+    keys = [(e.architecture_id, e.task, tuple(sorted(e.hparams.items())), e.seed) for e in evs]
+    assert len(keys) == len(set(keys))
+    assert sum(view.finished.values()) == len(evs)
+    store.close()
