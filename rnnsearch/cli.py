@@ -504,13 +504,17 @@ def study_cmd(
         raise UserError(f"unknown --format {fmt!r}: use table, csv or json")
     if png is not None:
         _writable(png)
-    store = Store(_db_url(db))
     names, graphs = [], {}
-    for spec in (c.strip() for c in cells.split(",") if c.strip()):
-        if spec.lstrip("#").isdigit():
-            from rnnsearch.analysis.export import get_architecture
+    specs = [c.strip() for c in cells.split(",") if c.strip()]
+    ids = [int(spec.lstrip("#")) for spec in specs if spec.lstrip("#").isdigit()]
+    if ids:  # architecture ids come from an existing database
+        from rnnsearch.analysis.export import get_architecture
 
-            label, graph = f"#{spec.lstrip('#')}", get_architecture(store, int(spec.lstrip("#"))).graph()
+        with Store(_db_url(db), create=False) as existing:
+            from_db = {i: get_architecture(existing, i).graph() for i in ids}
+    for spec in specs:
+        if spec.lstrip("#").isdigit():
+            label, graph = f"#{spec.lstrip('#')}", from_db[int(spec.lstrip("#"))]
         else:
             label, graph = resolve_cell(spec)
         if label not in zoo_names():
@@ -530,6 +534,7 @@ def study_cmd(
         seed_graphs=graphs,
         budget=SearchBudget(),
     )
+    store = Store(_db_url(db))  # only now that the arguments are good: nothing is written otherwise
     runner = _make_runner(local, address, cpus_per_eval, gpus_per_eval, None, False, False, batch)
     view = _run_controller(
         store, runner, config, SearchDisplay(), "interrupted: run the same command again to finish the study"
