@@ -341,6 +341,18 @@ class Store:
                 )
 
     @_retrying
+    def mark_pending(self, request_ids: Iterable[str]) -> None:
+        """Running evaluations handed back unstarted: pending again, for the next launch."""
+        ids = list(request_ids)
+        with self.session() as s, s.begin():
+            for chunk in _chunks(ids, 500):
+                s.execute(
+                    update(Evaluation)
+                    .where(Evaluation.request_id.in_(chunk), Evaluation.status == RUNNING)
+                    .values(status=PENDING, started_at=None)
+                )
+
+    @_retrying
     def record_result(self, result) -> bool:
         """Write a finished evaluation. Recording the same result again changes nothing
         (returns False); a different result for a finished evaluation raises

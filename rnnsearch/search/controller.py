@@ -301,13 +301,17 @@ class Controller:
         return scored[: self.config.population]
 
     # -- generating work --------------------------------------------------------------
+    def _time_up(self) -> bool:
+        b = self.config.budget
+        return bool(b.minutes) and time.monotonic() - self.started >= 60 * b.minutes
+
     def _may_submit(self) -> bool:
         """Evaluations and time end submitting; what is queued stays pending for a relaunch."""
         b = self.config.budget
         if b.evaluations and sum(self.finished.values()) + self.runner.in_flight() >= b.evaluations:
             self.stop_reason = self.stop_reason or f"evaluation budget ({b.evaluations}) reached"
             return False
-        if b.minutes and time.monotonic() - self.started >= 60 * b.minutes:
+        if self._time_up():
             self.stop_reason = self.stop_reason or f"time budget ({b.minutes:g} min) reached"
             return False
         return True
@@ -409,6 +413,8 @@ class Controller:
                 self._fill()
                 if self._interrupted:
                     break
+                if self._time_up():
+                    self._hand_back()  # what has not started waits for a relaunch
                 if self.runner.in_flight() == 0 and (not self.backlog or not self._may_submit()):
                     break  # the budget is spent and everything in flight came back
                 for result in self.runner.wait(timeout=1.0):
@@ -420,6 +426,14 @@ class Controller:
         view = self.view()
         self._emit(view)
         return view
+
+    def _hand_back(self) -> None:
+        taken = self.runner.withdraw()
+        if taken:
+            self.store.mark_pending([r.request_id for r in taken])
+            for r in taken:
+                self.queued.discard(r.request_id)
+                self.backlog.appendleft(r)
 
     def _tick(self) -> None:
         now = time.monotonic()

@@ -72,6 +72,10 @@ class Runner(abc.ABC):
     def in_flight(self) -> int:
         """Submitted and not yet returned by ``wait``."""
 
+    def withdraw(self) -> list[EvalRequest]:
+        """Take back the submitted requests that have not started (no result comes for them)."""
+        return []
+
     def shutdown(self) -> None:  # noqa: B027 - optional for runners without resources
         pass
 
@@ -139,6 +143,10 @@ class LocalRunner(Runner):
 
     def in_flight(self) -> int:
         return len(self.queue) + len(self._cancelled)
+
+    def withdraw(self) -> list[EvalRequest]:
+        taken, self.queue = self.queue, []
+        return taken
 
     def busy_fraction(self) -> float:
         return self._busy / max(time.perf_counter() - self._started, 1e-9)

@@ -268,6 +268,10 @@ class RayRunner(Runner):
                 return True
         return False
 
+    def withdraw(self) -> list[EvalRequest]:
+        taken, self._waiting = self._waiting, []
+        return taken
+
     def in_flight(self) -> int:
         return len(self._waiting) + sum(len(f.requests) for f in self._flights.values()) + len(self._done)
 

@@ -73,6 +73,17 @@ def test_same_seed_same_search_with_local_runner(tmp_path):
     assert a != b
 
 
+def test_time_budget_hands_unstarted_work_back(ray_local, tmp_path):
+    with Store(f"sqlite:///{tmp_path / 't.db'}") as store:
+        runner = RayRunner()
+        view = Controller(store, runner, smoke_config(budget="minutes=0.15")).run()
+        runner.shutdown()
+        assert "time budget" in view.stopping
+        evs = store.evaluations(store.get_search("s").id)
+        assert not [e for e in evs if e.status == "running"]  # unstarted ones went back to pending
+        assert sum(view.finished.values()) == sum(1 for e in evs if e.status in ("ok", "diverged", "failed"))
+
+
 def test_evaluation_budget_ends_the_search(tmp_path):
     with Store(f"sqlite:///{tmp_path / 'b.db'}") as store:
         view = Controller(store, LocalRunner(), smoke_config(budget="evaluations=12")).run()
