@@ -5,10 +5,10 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 
 from rnnsearch.db import Store
+from tests.launching import launch_command
 
 FINAL = ("ok", "diverged", "failed")
 
@@ -30,23 +30,7 @@ def _finished(url):
 
 def test_many_kills_lose_nothing_and_repeat_nothing(tmp_path):
     url = f"sqlite:///{tmp_path / 'kills.db'}"
-    cmd = [
-        sys.executable,
-        "-m",
-        "rnnsearch.cli",
-        "launch",
-        "--db",
-        url,
-        "--local",
-        "--preset",
-        "smoke",
-        "--tasks",
-        "arithmetic,xml",
-        "--budget",
-        "architectures=15",
-        "--name",
-        "s",
-    ]
+    cmd = launch_command(url, "architectures=15")
     rng = random.Random(1)
     seen: dict = {}
     kills = 0

@@ -4,7 +4,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 
@@ -14,28 +13,13 @@ from rnnsearch.search.config import SearchBudget, config_for
 from rnnsearch.search.controller import Controller
 from rnnsearch.tasks.api import EvalResult
 from rnnsearch.workers import LocalRunner
+from tests.launching import launch_command
 
 FINAL = ("ok", "diverged", "failed")
 
 
 def _launch(url, budget="architectures=12"):
-    cmd = [
-        sys.executable,
-        "-m",
-        "rnnsearch.cli",
-        "launch",
-        "--db",
-        url,
-        "--local",
-        "--preset",
-        "smoke",
-        "--tasks",
-        "arithmetic,xml",
-        "--budget",
-        budget,
-        "--name",
-        "s",
-    ]
+    cmd = launch_command(url, budget)
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

@@ -1,7 +1,6 @@
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -10,6 +9,7 @@ from rnnsearch.db import Store
 from rnnsearch.search.config import SearchBudget, config_for
 from rnnsearch.search.controller import COMPLETE, Controller
 from rnnsearch.workers import LocalRunner, RayRunner
+from tests.launching import launch_command
 
 
 def smoke_config(name="s", budget="architectures=20", tasks=("arithmetic", "xml"), seed=0):
@@ -96,23 +96,7 @@ def test_evaluation_budget_ends_the_search(tmp_path):
 
 def _launch(url, budget):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    cmd = [
-        sys.executable,
-        "-m",
-        "rnnsearch.cli",
-        "launch",
-        "--db",
-        url,
-        "--local",
-        "--preset",
-        "smoke",
-        "--tasks",
-        "arithmetic,xml",
-        "--budget",
-        budget,
-        "--name",
-        "s",
-    ]
+    cmd = launch_command(url, budget)
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
