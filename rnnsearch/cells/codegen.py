@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rnnsearch.cells.formula import formula_lines
 from rnnsearch.cells.graph import CellGraph
 from rnnsearch.cells.ops import OPS
+from rnnsearch.cells.reverse import PRELUDE, ReverseEmitter
 
 _UNARY = {"tanh": "torch.tanh({})", "sigmoid": "torch.sigmoid({})", "relu": "torch.relu({})"}
 _BINARY = {"add": "{} + {}", "sub": "{} - {}", "mul": "{} * {}"}
@@ -38,6 +40,27 @@ class CellLayout:
     bias: dict[str, int]
     diag: dict[str, int]
     weight_rows: dict[str, int]  # parameter name -> number of n-row blocks
+
+
+@dataclass(frozen=True)
+class StepForm:
+    """The generated step as the backward generator reads it.
+
+    ``names[node]`` is the local a loop node or state has in ``body``; ``ref(node)`` is the
+    expression a reader uses (a name, a block piece, or a literal for a constant);
+    ``pre_piece[node]`` the block piece holding a node's x-only part; ``weight[src]`` the
+    argument holding the transposed weights of a loop source; ``aligned_block[src]`` the
+    block that a source's addmm adds in.
+    """
+
+    args: list[str]
+    body: list[str]
+    new: list[str]
+    names: dict[str, str]
+    ref: Callable[[str], str]
+    pre_piece: dict[str, str]
+    weight: dict[str, str]
+    aligned_block: dict[str, int]
 
 
 @dataclass
@@ -231,8 +254,11 @@ class _Emitter:
 
     # -- source -----------------------------------------------------------------------
     def source(self) -> tuple[str, CellLayout]:
-        lines = ["import torch", "from torch import nn", "", ""]
+        self.reverse = ReverseEmitter(self, self.forward_step())
+        lines = ["import torch", "from torch import nn", "", *PRELUDE, "", ""]
         lines += self._cell_class()
+        lines += ["", ""]
+        lines += self.reverse.recurrence_class()
         lines += ["", ""]
         lines += self._layer_class()
         return "\n".join(lines) + "\n", self._layout()
@@ -274,6 +300,7 @@ class _Emitter:
         else:
             out.append("        self.reset_parameters()")
         out += [""] + self._reset() + [""] + self._initial_state() + [""] + self._prepare() + [""] + self._step()
+        out += [""] + self.reverse.methods()
         t_dim = 1 if self.members else 0
         lead = "K, " if self.members else ""
         out += [
@@ -471,17 +498,23 @@ class _Emitter:
         raise AssertionError(op)
 
     def _step(self) -> list[str]:
+        f = self.forward_step()
+        return [
+            "    @staticmethod",
+            f"    def step({', '.join(f.args)}):",
+            '        """One time step, straight-line: block slices at t, states, weights -> states."""',
+            *f.body,
+            f"        return ({', '.join(f.new)}{',' if len(f.new) == 1 else ''})",
+        ]
+
+    def forward_step(self) -> StepForm:
+        """The step's straight-line body and the names it gives each value."""
         p, g = self.p, self.g
         block_args = [f"xb{i}" for i in range(len(self.blocks))]
         state_args = [f"s{i}" for i in range(len(g.states))]
         weight_args = [f"w{i}" for i in range(len(self.loop_groups))]
         diag_args = [f"d{i}" for i in range(len(self.diags))]
-        sig = ", ".join(block_args + state_args + weight_args + diag_args)
-        out = [
-            "    @staticmethod",
-            f"    def step({sig}):",
-            '        """One time step, straight-line: block slices at t, states, weights -> states."""',
-        ]
+        out: list[str] = []
         names: dict[str, str] = {}
         for i, s in enumerate(g.states):
             names[s] = f"s{i}"
@@ -556,8 +589,16 @@ class _Emitter:
             if n in self.loop_groups:
                 emit_group(n)
         new = [ref(g.operands(o)[0]) for o in g.outputs]
-        out.append(f"        return ({', '.join(new)}{',' if len(new) == 1 else ''})")
-        return out
+        return StepForm(
+            args=block_args + state_args + weight_args + diag_args,
+            body=out,
+            new=new,
+            names=names,
+            ref=ref,
+            pre_piece=pre_piece,
+            weight={s: wname[s] for s in self.loop_groups},
+            aligned_block=aligned_block,
+        )
 
     def _layer_class(self) -> list[str]:
         P = self.prefix
@@ -585,17 +626,26 @@ class _Emitter:
             "        super().__init__()",
             f"        self.cell = {P}Cell(hidden_size{', members' if self.members else ''})",
             "        self.hidden_size = self.cell.hidden_size",
-            "        self._step = self.cell.step",
+            "        # False: let autograd record the steps instead of the generated backward",
+            "        self.generated_backward = True",
+            "        self._step, self._save, self._back = self.cell.step, self.cell.step_save, self.cell.step_back",
             "",
             "    def compile_step(self, **options):",
-            '        """Run the step under torch.compile (the first call compiles)."""',
+            '        """Run the step and its reverse under torch.compile (the first calls compile)."""',
             "        self._step = torch.compile(self.cell.step, **options)",
+            "        self._save = torch.compile(self.cell.step_save, **options)",
+            "        self._back = torch.compile(self.cell.step_back, **options)",
             "        return self",
             "",
             "    def forward(self, x_seq, state=None):",
             "        if state is None:",
             f"            state = self.cell.initial_state(x_seq.shape[{t_dim + 1}], x_seq.device, x_seq.dtype)",
             f"        ({blocks}), params = self.cell.prepare(x_seq)",
+            "        if self.generated_backward and torch.is_grad_enabled():",
+            f"            outputs, *state = {P}Recurrence.apply(",
+            f"                self._save, self._back, x_seq.shape[{t_dim}], {''.join(f'b{i}, ' for i in range(k))}*state, *params",
+            "            )",
+            "            return outputs, tuple(state)",
             *unbind,
             "        step = self._step",
             "        outputs = []",
