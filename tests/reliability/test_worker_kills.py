@@ -1,5 +1,5 @@
 """Worker processes killed from outside during a search: the search finishes, nothing is
-lost or run twice."""
+lost or run twice (on SQLite and on PostgreSQL)."""
 
 import os
 import random
@@ -19,8 +19,8 @@ def _worker_pids() -> list[int]:
     return [int(p) for p in out.split()]
 
 
-def test_search_survives_killed_workers(ray_local, tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'kills.db'}")
+def test_search_survives_killed_workers(ray_local, db_url):
+    store = Store(db_url)
     runner = RayRunner(max_retries=3, batch_members=False)
     config = config_for("s", "smoke", tasks=("arithmetic", "xml"), budget=SearchBudget(architectures=12))
     kills: list[int] = []
