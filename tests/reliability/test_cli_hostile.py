@@ -68,3 +68,26 @@ def test_a_local_ray_has_no_dashboard_and_uses_tokens(ray_local):
     out = subprocess.run(["ss", "-ltn"], capture_output=True, text=True).stdout
     assert ":8265 " not in out  # the dashboard's port
     assert ctx.gcs_address
+
+
+def test_the_local_ray_refuses_a_caller_without_its_token(ray_local):
+    """Ray 2.60 binds its servers on all interfaces (README): what keeps others out is the
+    token. A gRPC call to the GCS on the routable address without it is refused; the same
+    call with it (the control) is answered."""
+    import grpc
+    import ray
+    from ray._private.authentication.grpc_authentication_client_interceptor import (
+        _get_authentication_metadata_tuple,
+    )
+    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+
+    gcs = ray.get_runtime_context().gcs_address
+    with grpc.insecure_channel(gcs) as channel:
+        stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.GetClusterId(gcs_service_pb2.GetClusterIdRequest(), timeout=60)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        answer = stub.GetClusterId(
+            gcs_service_pb2.GetClusterIdRequest(), timeout=60, metadata=_get_authentication_metadata_tuple()
+        )
+        assert answer.cluster_id
