@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import linecache
+import sys
+import types
 
 from torch import nn
 
@@ -14,15 +16,20 @@ from rnnsearch.cells.graph import CellGraph
 def build_namespace(source: str, tag: str) -> dict:
     """Execute generated source (ours, never text from a file) as its own module.
 
-    The source is registered with linecache so tracebacks and torch.compile can read it.
+    The source is registered with linecache so tracebacks and torch.compile can read it,
+    and the module in ``sys.modules`` (one per distinct source) so torch.compile can
+    inline its functions into a caller's graph.
     """
-    import torch
-
-    filename = f"<rnnsearch-cell-{hashlib.sha1(source.encode()).hexdigest()[:12]}-{tag}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    ns: dict = {"__name__": f"rnnsearch_generated_{tag}", "torch": torch, "nn": nn}
-    exec(compile(source, filename, "exec"), ns)  # noqa: S102 - generated from the op table
-    return ns
+    digest = hashlib.sha1(source.encode()).hexdigest()[:12]
+    filename = f"<rnnsearch-cell-{digest}-{tag}>"
+    name = f"rnnsearch._generated.{tag}_{digest}"
+    module = sys.modules.get(name)
+    if module is None:
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        module = types.ModuleType(name)
+        exec(compile(source, filename, "exec"), module.__dict__)  # noqa: S102 - generated from the op table
+        sys.modules[name] = module
+    return module.__dict__
 
 
 def compile_cell(
