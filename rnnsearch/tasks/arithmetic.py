@@ -24,22 +24,23 @@ class Arithmetic(SequenceTask):
         self.max_distractors = max_distractors
         super().__init__("0123456789+-=" + DISTRACTORS)
 
-    def number(self, rng: np.random.Generator) -> int:
-        digits = int(rng.integers(1, self.max_digits + 1))
-        lo = 0 if digits == 1 else 10 ** (digits - 1)
-        return int(rng.integers(lo, 10**digits))
-
-    def example(self, rng: np.random.Generator) -> tuple[str, str]:
-        a, b = self.number(rng), self.number(rng)
-        op = "+" if rng.random() < 0.5 else "-"
-        answer = str(a + b if op == "+" else a - b)
-        clean = f"{a}{op}{b}"
-        noisy = []
-        for ch in clean:
-            noisy.append(ch)
-            for _ in range(int(rng.integers(0, self.max_distractors + 1))):
-                noisy.append(DISTRACTORS[int(rng.integers(0, len(DISTRACTORS)))])
-        return "".join(noisy) + "=", answer
+    def examples(self, rng: np.random.Generator, count: int) -> list[tuple[str, str]]:
+        # every random number of the batch in four draws: per-number draws cost more than the training step
+        digits = rng.integers(1, self.max_digits + 1, size=(count, 2))
+        numbers = rng.integers(np.where(digits == 1, 0, 10 ** (digits - 1)), 10**digits).tolist()
+        plus = (rng.random(count) < 0.5).tolist()
+        cleans = [f"{a}{'+' if p else '-'}{b}" for (a, b), p in zip(numbers, plus, strict=True)]
+        counts = rng.integers(0, self.max_distractors + 1, sum(map(len, cleans))).tolist()
+        letters = rng.integers(0, len(DISTRACTORS), sum(counts)).tolist()
+        out, c, k = [], 0, 0
+        for clean, (a, b), p in zip(cleans, numbers, plus, strict=True):
+            noisy = []
+            for ch in clean:
+                n = counts[c]
+                noisy.append(ch + "".join(DISTRACTORS[i] for i in letters[k : k + n]))
+                c, k = c + 1, k + n
+            out.append(("".join(noisy) + "=", str(a + b if p else a - b)))
+        return out
 
 
 def strip_distractors(prompt: str) -> str:

@@ -73,7 +73,14 @@ class SequenceTask(Task):
         self.index = {s: i for i, s in enumerate(self.vocab)}
 
     def example(self, rng: np.random.Generator) -> tuple[str, str]:
-        raise NotImplementedError
+        return self.examples(rng, 1)[0]
+
+    def examples(self, rng: np.random.Generator, count: int) -> list[tuple[str, str]]:
+        """``count`` examples; subclasses give this or ``example``. A task that draws its
+        random numbers for many examples at once overrides this one (batches use it)."""
+        if type(self).example is SequenceTask.example:
+            raise NotImplementedError(f"{type(self).__name__} gives neither example nor examples")
+        return [self.example(rng) for _ in range(count)]
 
     def encode(self, examples: list[tuple[str, str]]) -> Batch:
         seqs, answer_starts = [], []
@@ -100,14 +107,14 @@ class SequenceTask(Task):
             yield from self._stream_batches(rng, batch_size, unroll, limit=None)
             return
         while True:
-            yield self.encode([self.example(rng) for _ in range(batch_size)])
+            yield self.encode(self.examples(rng, batch_size))
 
     def eval_batches(self, split: str, seed: int, batch_size: int, unroll: int, limit: int = 0) -> list[Batch]:
         rng = split_rng(seed, split)
         n = self.eval_examples if not limit else min(self.eval_examples, limit * batch_size)
         if self.stream:
             return list(self._stream_batches(rng, batch_size, unroll, limit=n))
-        examples = [self.example(rng) for _ in range(n)]
+        examples = self.examples(rng, n)
         return [self.encode(examples[i : i + batch_size]) for i in range(0, n, batch_size)]
 
     def _stream_batches(
@@ -117,12 +124,15 @@ class SequenceTask(Task):
         (then the rows are padded out), or endless when None."""
         rows: list[list[tuple[int, bool]]] = [[] for _ in range(batch_size)]
         made, first = 0, True
+        ready: list[tuple[str, str]] = []
 
         def refill(row: list[tuple[int, bool]]) -> bool:
             nonlocal made
             if limit is not None and made >= limit:
                 return False
-            prompt, answer = self.example(rng)
+            if not ready:  # drawn in bulk, taken one by one
+                ready.extend(reversed(self.examples(rng, 4 * batch_size)))
+            prompt, answer = ready.pop()
             made += 1
             row.extend((self.index[ch], False) for ch in prompt)
             row.extend((self.index[ch], True) for ch in answer)
