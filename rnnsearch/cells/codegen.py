@@ -444,7 +444,8 @@ class _Emitter:
                 out.append(f"        {name} = {pre_part(block[0])}")
             else:
                 out.append(f"        {name} = torch.cat([{', '.join(pre_part(m) for m in block)}], -1)")
-        params = [self._t(f"self.{self.param_of[s]}") for s in self.loop_groups]
+        # transposed once per sequence: a contiguous right-hand side multiplies faster at every step
+        params = [self._t(f"self.{self.param_of[s]}") + ".contiguous()" for s in self.loop_groups]
         for i, n in enumerate(self.diags):
             params.append(self._diag_param(i, n))
         shape = "K, T, B, -1" if self.members else "T, B, -1"
