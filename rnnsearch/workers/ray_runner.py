@@ -6,6 +6,7 @@ Workers only train and return results; they never open the database.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, replace
@@ -62,9 +63,8 @@ def init_ray(
 ) -> bool:
     """Start (or join) Ray; returns True when this call started it.
 
-    ``address`` None: an embedded local Ray (no dashboard unless asked; token
-    authentication as Ray 2.60 sets it; Ray itself binds its servers on all interfaces,
-    and rewrites a loopback node address to the routable one, so firewall its ports);
+    ``address`` None: an embedded local Ray, every server on loopback (no dashboard
+    unless asked; token authentication as Ray 2.60 sets it);
     ``"auto"``: join the ``ray start`` cluster on this machine; ``"ray://host:10001"``: a
     remote cluster through Ray Client. ``ship_code`` sends the rnnsearch package to the
     workers (Ray's runtime environment) for clusters where it is not installed.
@@ -80,21 +80,41 @@ def init_ray(
         runtime_env = {"py_modules": [os.path.dirname(rnnsearch.__file__)]}
     try:
         if address is None or address == "local":
-            ray.init(
-                address="local",
-                num_cpus=num_cpus,
-                num_gpus=num_gpus,
-                include_dashboard=dashboard,
-                _node_ip_address="127.0.0.1",
-                runtime_env=runtime_env,
-                log_to_driver=False,
-                configure_logging=False,
-            )
+            with _loopback_node_address():
+                ray.init(
+                    address="local",
+                    num_cpus=num_cpus,
+                    num_gpus=num_gpus,
+                    include_dashboard=dashboard,
+                    _node_ip_address="127.0.0.1",
+                    runtime_env=runtime_env,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
         else:
             ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise UserError(f"cannot start or join Ray at {address or 'local'}: {str(e).splitlines()[0]}") from None
     return True
+
+
+@contextlib.contextmanager
+def _loopback_node_address():
+    """Keep a local Ray on loopback. ray.init replaces a loopback ``_node_ip_address``
+    with the machine's routable address, and then its servers (GCS, raylet, workers)
+    listen on every interface; given the loopback address they listen on loopback only.
+    A private hook: where a Ray lacks it, nothing changes (and a test says so)."""
+    from ray._private import services
+
+    original = getattr(services, "resolve_ip_for_localhost", None)
+    if original is None:
+        yield
+        return
+    services.resolve_ip_for_localhost = lambda host: host
+    try:
+        yield
+    finally:
+        services.resolve_ip_for_localhost = original
 
 
 class RayRunner(Runner):

@@ -1,6 +1,7 @@
 """Every command with missing, malformed and out-of-range arguments: one clear line, a
 non-zero exit, no traceback, nothing written."""
 
+import os
 import subprocess
 import sys
 
@@ -60,20 +61,29 @@ def test_bad_arguments(tmp_path, args):
     assert list(tmp_path.iterdir()) == [], "something was written"
 
 
-def test_a_local_ray_has_no_dashboard_and_uses_tokens(ray_local):
+def test_a_local_ray_listens_on_loopback_only_with_no_dashboard(ray_local):
+    """Every listening socket of the embedded Ray (this driver, GCS, raylet, workers, agents)."""
+    import ipaddress
+
+    import psutil
     import ray
 
-    ctx = ray.get_runtime_context()
-    assert ray.is_initialized()
-    out = subprocess.run(["ss", "-ltn"], capture_output=True, text=True).stdout
-    assert ":8265 " not in out  # the dashboard's port
-    assert ctx.gcs_address
+    ray.get(ray.remote(lambda: 1).remote())  # a worker is up too
+    ours = {p.pid for p in psutil.Process().children(recursive=True)} | {os.getpid()}
+    listening = [
+        c.laddr for c in psutil.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN and c.pid in ours
+    ]
+    assert len(listening) >= 4, listening  # GCS, raylet, a worker, this driver: the check saw them
+    exposed = [a for a in listening if not ipaddress.ip_address(a.ip.removeprefix("::ffff:")).is_loopback]
+    assert exposed == []
+    assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
+    assert 8265 not in {a.port for a in listening}  # the dashboard's port
 
 
 def test_the_local_ray_refuses_a_caller_without_its_token(ray_local):
-    """Ray 2.60 binds its servers on all interfaces (README): what keeps others out is the
-    token. A gRPC call to the GCS on the routable address without it is refused; the same
-    call with it (the control) is answered."""
+    """Loopback keeps other machines out; the token keeps out other users of this one. A
+    gRPC call to the GCS without it is refused; the same call with it (the control) is
+    answered."""
     import grpc
     import ray
     from ray._private.authentication.grpc_authentication_client_interceptor import (
