@@ -96,14 +96,20 @@ class ReverseEmitter:
         def grad_of(name: str) -> str:
             return f"g_{name}" if f"g_{name}" in defined else zeros
 
+        groups = list(em.loop_groups)
+
+        def write(slot: str, parts: list[str]) -> None:
+            """Into the caller's slice of the whole-sequence buffer: no stacking afterwards."""
+            if len(parts) == 1:
+                out.append(f"        {slot}.copy_({parts[0]})")
+            else:
+                out.append(f"        torch.cat([{', '.join(parts)}], -1, out={slot})")
+
         def group_back(s: str) -> None:
             ts = em.loop_groups[s]
-            parts = [grad_of(f.names[t.node]) for t in ts]
-            if len(parts) == 1:
-                d_a[s] = parts[0]
-            else:
-                d_a[s] = f"ga{p.idx[s]}"
-                out.append(f"        {d_a[s]} = torch.cat([{', '.join(parts)}], -1)")
+            # an aligned group's gradient is its block's gradient: one buffer serves both
+            d_a[s] = f"ob{f.aligned_block[s]}" if s in f.aligned_block else f"oa{groups.index(s)}"
+            write(d_a[s], [grad_of(f.names[t.node]) for t in ts])
             src = f.ref(s)
             sums.add(src, em._mm(d_a[s], em._t(f.weight[s])))
             self._need(src)
@@ -159,15 +165,12 @@ class ReverseEmitter:
             total = sums.total(f.names[s])
             state_grads.append(f"g_s{i}")
             out.append(f"        g_s{i} = {total if total is not None else zeros}")
-        block_grads = [""] * len(em.blocks)
-        for s, j in f.aligned_block.items():
-            block_grads[j] = d_a[s]
         if em.misc:
-            pieces = [sums.total(f.pre_piece[m]) or zeros for m in em.misc]
-            block_grads[-1] = pieces[0] if len(pieces) == 1 else f"torch.cat([{', '.join(pieces)}], -1)"
+            write(f"ob{len(em.blocks) - 1}", [sums.total(f.pre_piece[m]) or zeros for m in em.misc])
         self.group_source = {s: self.saved.index(f.ref(s)) for s in em.loop_groups}
-        self.back_returns = block_grads + state_grads + [d_a[s] for s in em.loop_groups]
-        self.back_returns += [diag_grad.get(i, "None") for i in range(len(em.diags))]
+        self.back_returns = state_grads + [diag_grad.get(i, "None") for i in range(len(em.diags))]
+        self.slots = [f"ob{j}" for j in range(len(em.blocks))]
+        self.slots += [f"oa{i}" for i, s in enumerate(groups) if s not in f.aligned_block]
 
     # -- source ---------------------------------------------------------------------
     def methods(self) -> list[str]:
@@ -184,9 +187,10 @@ class ReverseEmitter:
             f"        return {new}, {saved}",
             "",
             "    @staticmethod",
-            f"    def step_back({', '.join(grads_in + self.saved + params)}):",
-            '        """One reverse step: gradients of the new states in; of the block slices, the old',
-            '        states, each loop matrix multiply and each loop diagonal out."""',
+            f"    def step_back({', '.join(grads_in + self.saved + params + self.slots)}):",
+            '        """One reverse step: gradients of the new states in, of the old states and loop',
+            "        diagonals out; those of the block slices (ob*) and of the loop matrix multiplies",
+            '        that are no block (oa*) written into the slices given."""',
             *self.back_body,
             f"        return ({', '.join(self.back_returns)},)",
         ]
@@ -203,10 +207,15 @@ class ReverseEmitter:
         tdim = 1 if em.members else 0
         tup = lambda xs: f"({', '.join(xs)}{',' if len(xs) == 1 else ''})"  # noqa: E731
         at_t = "".join(f"x{i}[t], " for i in range(k))
-        g_blocks = [f"gb{i}" for i in range(k)]
-        g_groups = [f"ga{i}" for i in range(len(weights))]
         g_diags = [f"gd{i}" for i in range(len(diags))]
-        per_step = g_blocks + g_groups + g_diags
+        # whole-sequence gradient buffers that step_back writes into, one slice per step
+        buffers = [(f"gb{i}", f"ctx.block_shapes[{i}]") for i in range(k)]
+        buffers += [
+            (f"ga{i}", f"(*g_out.shape[:-1], w{i}.shape[-1])")
+            for i, s in enumerate(em.loop_groups)
+            if s not in self.f.aligned_block
+        ]
+        at = "[:, t]" if em.members else "[t]"
         out = [
             f"class {P}Recurrence(torch.autograd.Function):",
             '    """The time loop with its backward generated from the graph: the forward keeps what',
@@ -223,6 +232,7 @@ class ReverseEmitter:
             "            outputs.append(state[0])",
             "            saved.append(kept)",
             "        ctx.back, ctx.kept, ctx.T = back, saved, T",
+            f"        ctx.block_shapes = {tup([f'b{i}.shape' for i in range(k)])}",
             f"        ctx.save_for_backward({', '.join(params)})",
             "        # a state passed through unchanged must not leave as a view of an input",
             f"        inputs = {tup(blocks + states)}",
@@ -234,29 +244,26 @@ class ReverseEmitter:
             f"        {tup(params)} = ctx.saved_tensors",
             "        back, kept, T = ctx.back, ctx.kept, ctx.T",
             "        ctx.kept = None",
+            *[f"        {name} = g_out.new_empty({shape})" for name, shape in buffers],
+            *[f"        {name} = [None] * T" for name in g_diags],
             f"        g_out = g_out.unbind({tdim})",
-            *[f"        {name} = [None] * T" for name in per_step],
             "        for t in range(T - 1, -1, -1):",
-            f"            ({', '.join([f'{b}[t]' for b in g_blocks] + ['g' + s for s in states] + [f'{a}[t]' for a in g_groups] + [f'{d}[t]' for d in g_diags])},) = back(",
-            f"                {', '.join(['g' + states[0] + ' + g_out[t]'] + ['g' + s for s in states[1:]])}, *kept[t], {', '.join(params)}",
+            f"            ({', '.join(['g' + s for s in states] + [f'{d}[t]' for d in g_diags])},) = back(",
+            f"                {', '.join(['g' + states[0] + ' + g_out[t]'] + ['g' + s for s in states[1:]])},",
+            f"                *kept[t], {', '.join(params + [name + at for name, _ in buffers])}",
             "            )",
         ]
-        grads = []
-        for i in range(k):
-            out.append(f"        gb{i} = torch.stack(gb{i}, {tdim})")
-            grads.append(f"gb{i}")
-        grads += ["g" + s for s in states]
+        grads = [f"gb{i}" for i in range(k)] + ["g" + s for s in states]
         flat = "flatten(1, 2)" if em.members else "flatten(0, 1)"
         for i, src in enumerate(em.loop_groups):
             j = self.group_source[src]
-            # an aligned group's gradient is its block's: stacked once already
-            stacked = f"gb{self.f.aligned_block[src]}" if src in self.f.aligned_block else f"torch.stack(ga{i}, {tdim})"
+            d_a = f"gb{self.f.aligned_block[src]}" if src in self.f.aligned_block else f"ga{i}"
             out.append(f"        src = torch.stack([kv[{j}] for kv in kept], {tdim}).{flat}")
             if em.members:
-                out.append(f"        ga{i} = torch.bmm(src.transpose(1, 2), {stacked}.{flat})")
+                out.append(f"        gw{i} = torch.bmm(src.transpose(1, 2), {d_a}.{flat})")
             else:
-                out.append(f"        ga{i} = torch.mm(src.t(), {stacked}.{flat})")
-            grads.append(f"ga{i}")
+                out.append(f"        gw{i} = torch.mm(src.t(), {d_a}.{flat})")
+            grads.append(f"gw{i}")
         for i in range(len(diags)):
             if i not in self.diag_operand:
                 grads.append("None")
