@@ -32,6 +32,8 @@ READER = textwrap.dedent(
         scores = store.task_scores()
         seen = store.status_counts().get("ok", 0)
         reads += 1
+        if reads == 1:
+            print("ready", flush=True)  # the writer starts now: every later read overlaps it
         if seen == int(sys.argv[2]):
             break
     print("reads", reads, "seen", seen)
@@ -50,6 +52,7 @@ def test_writer_and_leaderboard_reader_side_by_side(db_url):
     reader = subprocess.Popen(
         [sys.executable, "-c", READER, db_url, str(N)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+    assert reader.stdout.readline().strip() == "ready", reader.stderr.read()
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER, db_url, ids], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -59,7 +62,7 @@ def test_writer_and_leaderboard_reader_side_by_side(db_url):
     assert reader.returncode == 0, r_err
     assert w_out.split() == ["wrote", str(N)]
     reads = int(r_out.split()[1])
-    assert reads > 1 and r_out.split()[3] == str(N)
+    assert reads > 1 and r_out.split()[3] == str(N)  # read before, (during) and after the writes
     with Store(db_url) as store:
         rows = store.evaluations(search.id)
         assert len(rows) == N and all(r.status == "ok" for r in rows)
