@@ -499,7 +499,7 @@ class _Emitter:
         raise AssertionError(op)
 
     def _step(self) -> list[str]:
-        f = self.forward_step()
+        f = self.reverse.f  # the step the backward was generated from: built once
         return [
             "    @staticmethod",
             f"    def step({', '.join(f.args)}):",

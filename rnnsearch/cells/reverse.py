@@ -71,6 +71,7 @@ class ReverseEmitter:
         self.saved: list[str] = []
         self.back_body: list[str] = []
         self.back_returns: list[str] = []
+        self.slots: list[str] = []  # step_back's output slices: ob* per block, oa* per unaligned group
         # positions in the saved tuple: the source of each loop group, the operand of each loop diag
         self.group_source: dict[str, int] = {}
         self.diag_operand: dict[int, int] = {}
