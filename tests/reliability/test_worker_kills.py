@@ -28,16 +28,18 @@ def test_search_survives_killed_workers(ray_local, db_url):
     rng = random.Random(0)
 
     def killer():
+        # poll often (a smoke search can be short), and leave 1-3 s between kills
         while not stop.is_set() and len(kills) < 3:
-            time.sleep(rng.uniform(1.0, 3.0))
             pids = _worker_pids()
-            if pids:
-                pid = rng.choice(pids)
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    kills.append(pid)
-                except ProcessLookupError:
-                    pass
+            if not pids:
+                time.sleep(0.1)
+                continue
+            try:
+                os.kill(rng.choice(pids), signal.SIGKILL)
+                kills.append(1)
+            except ProcessLookupError:
+                continue
+            time.sleep(rng.uniform(1.0, 3.0))
 
     t = threading.Thread(target=killer, daemon=True)
     t.start()
