@@ -2,7 +2,10 @@
 
 Forward + backward + SGD step of embedding -> cell layer -> softmax, hidden 200, batch 20,
 unroll 35, a 50-symbol vocabulary (so the cell dominates), 2 threads. Prints tokens/s
-for each and the ratio to the native module measured beside it.
+for each and the ratio to the native module measured beside it. Rows: torch's module
+("native"), the graph's generated Python step ("graph eager"), that step under
+torch.compile ("graph compiled"), and the step with its reverse translated to C
+("graph native C", rnnsearch.cells.native).
 
     python bench/cells.py [--hidden 200] [--steps 60] [--threads 2]
 """
@@ -17,6 +20,9 @@ from torch import nn
 
 from rnnsearch.cells import zoo
 from rnnsearch.cells.compiler import compile_cell
+
+# row label -> compile mode of the graph (None: torch's own module)
+VARIANTS = {"native": None, "graph eager": "eager", "graph compiled": "torch", "graph native C": "native"}
 
 
 class Model(nn.Module):
@@ -89,15 +95,15 @@ def main() -> None:
     print(f"{'cell':6} {'variant':16} {'tokens/s':>10} {'vs native':>10}")
     for name, make_native in natives.items():
         runs = {}
-        for variant in ("native", "graph eager", "graph compiled"):
+        for variant, mode in VARIANTS.items():
             torch.manual_seed(0)
-            if variant == "native":
+            if mode is None:
                 layer, state = make_native()
             else:
-                layer = compile_cell(zoo.get(name), n, name=name, compile=variant == "graph compiled")
+                layer = compile_cell(zoo.get(name), n, name=name, compile=mode)
                 state = zeros(len(layer.cell.states))
-            model = Model(layer, args.vocab, n, variant == "native")
-            warm = args.warmup + (3 if variant == "graph compiled" else 0)
+            model = Model(layer, args.vocab, n, mode is None)
+            warm = args.warmup + (3 if mode == "torch" else 0)
             runs[variant] = max(
                 tokens_per_second(model, state, args.vocab, args.steps, warm if r == 0 else 2, args.unroll, b)
                 for r in range(args.repeats)

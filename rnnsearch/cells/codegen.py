@@ -98,9 +98,14 @@ def generate(graph: CellGraph, name: str = "Generated", doc: str = "", members: 
     parameters have a leading member dimension K (one model per hyperparameter setting,
     trained together with batched matrix multiplies); inputs are ``[K, T, B, n]``.
     """
+    return emitter(graph, name, doc, members).source()
+
+
+def emitter(graph: CellGraph, name: str = "Generated", doc: str = "", members: bool = False) -> _Emitter:
+    """The code generator for ``graph``; after ``.source()`` its ``.reverse`` holds the
+    step and reverse step that the native loop translates."""
     graph = graph.copy().validate()
-    plan = _analyse(graph)
-    return _Emitter(plan, class_prefix(name), doc, members).source()
+    return _Emitter(_analyse(graph), class_prefix(name), doc, members)
 
 
 def _resolve(plan: _Plan, n: str) -> str:
@@ -630,6 +635,9 @@ class _Emitter:
             "        # False: let autograd record the steps instead of the generated backward",
             "        self.generated_backward = True",
             "        self._step, self._save, self._back = self.cell.step, self.cell.step_save, self.cell.step_back",
+            "        # runs the whole time loop when set and it accepts the input (rnnsearch's native C",
+            "        # loop); None: the Python step",
+            "        self.loop = None",
             "",
             "    def compile_step(self, **options):",
             '        """Run the step and its reverse under torch.compile (the first calls compile)."""',
@@ -642,6 +650,8 @@ class _Emitter:
             "        if state is None:",
             f"            state = self.cell.initial_state(x_seq.shape[{t_dim + 1}], x_seq.device, x_seq.dtype)",
             f"        ({blocks}), params = self.cell.prepare(x_seq)",
+            "        if self.loop is not None and self.loop.accepts(x_seq):",
+            f"            return self.loop(x_seq.shape[{t_dim}], ({blocks}), state, params)",
             "        if self.generated_backward and torch.is_grad_enabled():",
             f"            outputs, *state = {P}Recurrence.apply(",
             f"                self._save, self._back, x_seq.shape[{t_dim}], {''.join(f'b{i}, ' for i in range(k))}*state, *params",

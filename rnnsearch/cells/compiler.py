@@ -9,8 +9,23 @@ import types
 
 from torch import nn
 
-from rnnsearch.cells.codegen import CellLayout, class_prefix, generate
+from rnnsearch.cells.codegen import CellLayout, class_prefix, emitter, generate
 from rnnsearch.cells.graph import CellGraph
+
+# how a layer's time loop runs: the generated Python step, the step under torch.compile,
+# or the step and its reverse translated to C (rnnsearch.cells.native)
+COMPILE_MODES = ("eager", "torch", "native")
+
+
+def compile_mode(compile: bool | str | None) -> str:
+    """``False``/``None`` -> eager, ``True`` -> torch, or one of :data:`COMPILE_MODES`."""
+    if compile is None or compile is False:
+        return "eager"
+    if compile is True:
+        return "torch"
+    if compile in COMPILE_MODES:
+        return compile
+    raise ValueError(f"compile must be one of {', '.join(COMPILE_MODES)} (or True/False), not {compile!r}")
 
 
 def build_namespace(source: str, tag: str) -> dict:
@@ -37,7 +52,7 @@ def compile_cell(
     hidden_size: int,
     *,
     name: str = "Generated",
-    compile: bool = False,
+    compile: bool | str = False,
     device=None,
     dtype=None,
 ) -> nn.Module:
@@ -45,12 +60,21 @@ def compile_cell(
 
     ``x_seq`` is time-first ``[T, batch, n]`` (as ``torch.nn.LSTM``'s default); ``state``
     a tuple of ``[batch, n]`` tensors, ``h`` first; ``outputs`` stacks ``h`` per step.
-    ``compile=True`` runs the step under ``torch.compile``. The module carries
+    ``compile``: ``"eager"`` (or False) runs the generated Python step; ``"torch"`` (or
+    True) runs it under ``torch.compile``; ``"native"`` runs the time loop and its reverse
+    as C compiled on this machine for float32 CPU inputs (the Python step for the rest;
+    raises ``NativeUnavailable`` without a working C compiler). The module carries
     ``.layout`` (a :class:`CellLayout`) and ``.source`` (the generated Python).
     """
-    source, layout = generate(graph, name)
+    mode = compile_mode(compile)
+    em = emitter(graph, name)
+    source, layout = em.source()
     layer = build_namespace(source, class_prefix(name))[f"{class_prefix(name)}Layer"](hidden_size)
-    return _finish(layer, source, layout, compile, device, dtype)
+    if mode == "native":
+        from rnnsearch.cells.native import NativeLoop, translate
+
+        layer.loop = NativeLoop(translate(em.reverse))
+    return _finish(layer, source, layout, mode == "torch", device, dtype)
 
 
 def compile_members(
@@ -59,7 +83,7 @@ def compile_members(
     members: int,
     *,
     name: str = "Generated",
-    compile: bool = False,
+    compile: bool | str = False,
     device=None,
     dtype=None,
 ) -> nn.Module:
@@ -68,10 +92,13 @@ def compile_members(
     batched matrix multiplies. Member k's slice has :func:`compile_cell`'s layout, and
     ``layer.cell.reset_member(k, scale, generator)`` draws exactly what the single cell's
     ``reset_parameters(scale, generator)`` draws."""
+    mode = compile_mode(compile)
+    if mode == "native":
+        raise ValueError("the native loop runs single cells, not the member-batched form")
     source, layout = generate(graph, name, members=True)
     prefix = class_prefix(name) + "Member"
     layer = build_namespace(source, prefix)[f"{prefix}Layer"](hidden_size, members)
-    return _finish(layer, source, layout, compile, device, dtype)
+    return _finish(layer, source, layout, mode == "torch", device, dtype)
 
 
 def _finish(layer: nn.Module, source: str, layout: CellLayout, compile: bool, device, dtype) -> nn.Module:
@@ -88,4 +115,4 @@ def layout_of(layer: nn.Module) -> CellLayout:
     return layer.layout
 
 
-__all__ = ["compile_cell", "compile_members", "CellLayout", "build_namespace"]
+__all__ = ["compile_cell", "compile_members", "compile_mode", "CellLayout", "build_namespace", "COMPILE_MODES"]

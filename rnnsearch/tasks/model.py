@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import warnings
+
 import torch
 from torch import nn
 
 from rnnsearch.cells import CellGraph, compile_cell
+from rnnsearch.cells.compiler import compile_mode
+from rnnsearch.cells.native import NativeUnavailable
 from rnnsearch.cells.params import parameter_count, width_for_budget
 
 
@@ -19,6 +24,16 @@ def model_parameter_count(graph: CellGraph, n: int, layers: int, vocab_size: int
     return layers * parameter_count(graph, n) + 2 * vocab_size * n + vocab_size
 
 
+def loop_for(device: torch.device) -> str:
+    """How the layers run their time loop on ``device``: ``RNNSEARCH_LOOP`` when set
+    (eager, torch or native), else the native C loop on the CPU and the Python step on
+    a GPU (where torch's kernels are already one launch per op and the C loop cannot run)."""
+    chosen = os.environ.get("RNNSEARCH_LOOP")
+    if chosen:
+        return compile_mode(chosen)
+    return "native" if device.type == "cpu" else "eager"
+
+
 class CellModel(nn.Module):
     def __init__(
         self,
@@ -27,12 +42,19 @@ class CellModel(nn.Module):
         layers: int,
         vocab_size: int,
         name: str = "Cell",
-        compile: bool = False,
+        compile: bool | str = False,
     ):
+        """``compile``: as :func:`compile_cell`'s; ``"native"`` falls back to the Python
+        step, with a warning, where no C compiler works."""
         super().__init__()
         self.hidden_size = hidden_size
         self.embed = nn.Embedding(vocab_size, hidden_size)
-        self.layers = nn.ModuleList(compile_cell(graph, hidden_size, name=name, compile=compile) for _ in range(layers))
+        try:
+            layers_ = [compile_cell(graph, hidden_size, name=name, compile=compile) for _ in range(layers)]
+        except NativeUnavailable as err:
+            warnings.warn(f"the native loop is unavailable, running the Python step: {err}", stacklevel=2)
+            layers_ = [compile_cell(graph, hidden_size, name=name) for _ in range(layers)]
+        self.layers = nn.ModuleList(layers_)
         self.softmax = nn.Linear(hidden_size, vocab_size)
 
     def reset_parameters(self, init_scale: float, generator: torch.Generator) -> None:

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from rnnsearch.cells import CellGraph
 from rnnsearch.tasks.api import DIVERGED, FAILED, OK, EvalRequest, EvalResult
 from rnnsearch.tasks.base import Batch, Task
-from rnnsearch.tasks.model import CellModel, detach_state, model_parameter_count, width_for
+from rnnsearch.tasks.model import CellModel, detach_state, loop_for, model_parameter_count, width_for
 from rnnsearch.tasks.registry import get_task
 
 
@@ -118,7 +118,7 @@ class _Run:
         self.params = model_parameter_count(graph, self.n, hp.layers, task.vocab_size)
         gen = torch.Generator().manual_seed(req.seed)
         torch.manual_seed(req.seed)
-        model = CellModel(graph, self.n, hp.layers, task.vocab_size)
+        model = CellModel(graph, self.n, hp.layers, task.vocab_size, compile=loop_for(device))
         model.reset_parameters(hp.init_scale, gen)
         model.to(device)
         valid = [

@@ -10,25 +10,32 @@ from .reference import REFERENCES, Params
 N, B, T = 6, 3, 7
 
 
-def _layer(name: str, n: int = N):
+def _layer(name: str, n: int = N, compile: str = "eager", dtype=torch.float64):
     torch.manual_seed(0)
-    layer = compile_cell(zoo.get(name), n, name=name, dtype=torch.float64)
+    layer = compile_cell(zoo.get(name), n, name=name, dtype=dtype, compile=compile)
     with torch.no_grad():
         for p in layer.parameters():  # biases and diagonals away from their inits
             p.uniform_(-0.6, 0.6)
     return layer
 
 
-def _inputs(k: int):
+def _inputs(k: int, dtype=torch.float64):
     g = torch.Generator().manual_seed(1)
-    x = torch.randn(T, B, N, dtype=torch.float64, generator=g)
-    s = tuple(torch.randn(B, N, dtype=torch.float64, generator=g) * 0.5 for _ in range(k))
+    x = torch.randn(T, B, N, dtype=torch.float64, generator=g).to(dtype)
+    s = tuple((torch.randn(B, N, dtype=torch.float64, generator=g) * 0.5).to(dtype) for _ in range(k))
     return x, s
 
 
-def test_lstm_equals_torch_lstm_outputs_and_gradients():
-    layer = _layer("LSTM")
-    ref = torch.nn.LSTM(N, N, dtype=torch.float64)
+# the Python step in float64; the native C loop in float32, the dtype it runs
+LOOPS = pytest.mark.parametrize(
+    "compile,dtype", [("eager", torch.float64), ("native", torch.float32)], ids=["python-f64", "native-f32"]
+)
+
+
+@LOOPS
+def test_lstm_equals_torch_lstm_outputs_and_gradients(compile, dtype):
+    layer = _layer("LSTM", compile=compile, dtype=dtype)
+    ref = torch.nn.LSTM(N, N, dtype=dtype)
     P = Params(layer)
     # torch's gate order is (input, forget, cell, output); the paper's i is torch's g.
     rows = {"Wj": 0, "Wf": 1, "Wi": 2, "Wo": 3}
@@ -37,7 +44,7 @@ def test_lstm_equals_torch_lstm_outputs_and_gradients():
             P.W(node, 0).copy_(ref.weight_ih_l0[r * N : (r + 1) * N])
             P.W(node, 1).copy_(ref.weight_hh_l0[r * N : (r + 1) * N])
             P.b(node).copy_(ref.bias_ih_l0[r * N : (r + 1) * N] + ref.bias_hh_l0[r * N : (r + 1) * N])
-    x, (h0, c0) = _inputs(2)
+    x, (h0, c0) = _inputs(2, dtype)
     out, (h, c) = layer(x, (h0, c0))
     rout, (rh, rc) = ref(x, (h0[None], c0[None]))
     torch.testing.assert_close(out, rout, atol=1e-5, rtol=0)
@@ -53,9 +60,10 @@ def test_lstm_equals_torch_lstm_outputs_and_gradients():
         )
 
 
-def test_gru_equals_torch_gru_outputs_and_gradients():
-    layer = _layer("GRU")
-    ref = torch.nn.GRU(N, N, dtype=torch.float64)
+@LOOPS
+def test_gru_equals_torch_gru_outputs_and_gradients(compile, dtype):
+    layer = _layer("GRU", compile=compile, dtype=dtype)
+    ref = torch.nn.GRU(N, N, dtype=dtype)
     P = Params(layer)
     ih = {("Wr", 0): 0, ("Wz", 0): 1, ("Wxn", 0): 2}
     hh = {("Wr", 1): 0, ("Wz", 1): 1, ("Whn", 0): 2}
@@ -69,7 +77,7 @@ def test_gru_equals_torch_gru_outputs_and_gradients():
         P.b("Wz").copy_(bi[1] + bh[1])
         P.b("Wxn").copy_(bi[2])
         P.b("Whn").copy_(bh[2])
-    x, (h0,) = _inputs(1)
+    x, (h0,) = _inputs(1, dtype)
     out, (h,) = layer(x, (h0,))
     rout, rh = ref(x, h0[None])
     torch.testing.assert_close(out, rout, atol=1e-5, rtol=0)

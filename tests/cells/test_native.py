@@ -1,0 +1,158 @@
+"""The native loop (the step and its reverse translated to C) equals the Python step:
+outputs, final states and every gradient, for every zoo cell and 120 random graphs
+(float32, where the C loop runs). test_compiler checks it against nn.LSTM / nn.GRU."""
+
+import math
+
+import pytest
+import torch
+
+from rnnsearch.cells import zoo
+from rnnsearch.cells.compiler import compile_cell, compile_members
+from rnnsearch.cells.graph import CellGraph
+from rnnsearch.cells.native import NativeLoop, cache_dir
+
+from .randgraph import random_graph
+
+N, B, T = 7, 3, 6
+
+
+def _pair(graph):
+    torch.manual_seed(0)
+    python = compile_cell(graph, N, name="C")
+    with torch.no_grad():
+        for p in python.parameters():  # biases and diagonals away from their inits
+            p.uniform_(-0.7, 0.7)
+    native = compile_cell(graph, N, name="C", compile="native")
+    native.load_state_dict(python.state_dict())
+    assert isinstance(native.loop, NativeLoop)
+    return python, native
+
+
+def _inputs(layer, dtype=torch.float32):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(T, B, N, dtype=dtype, generator=g)
+    states = tuple(torch.randn(B, N, dtype=dtype, generator=g) * 0.5 for _ in layer.cell.states)
+    return x, states
+
+
+def _run(layer, x, states):
+    x = x.clone().requires_grad_(True)
+    states = tuple(s.clone().requires_grad_(True) for s in states)
+    out, final = layer(x, states)
+    weights = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
+    loss = (out * weights).sum() + sum((s * 0.3).sum() for s in final)
+    params = list(layer.parameters())
+    grads = torch.autograd.grad(loss, [x, *states, *params], allow_unused=True)
+    grads = [torch.zeros_like(t) if gr is None else gr for gr, t in zip(grads, [x, *states, *params], strict=True)]
+    return [out.detach(), *[s.detach() for s in final], *grads]
+
+
+def _close(got, ref) -> None:
+    for a, b in zip(got, ref, strict=True):
+        scale = max(1.0, float(b.abs().max()))
+        torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-5 * scale)
+
+
+def _assert_same(graph) -> bool:
+    python, native = _pair(graph)
+    x, states = _inputs(python)
+    ref = _run(python, x, states)
+    if not all(torch.isfinite(t).all() for t in ref):
+        return False  # a cell that overflows on these inputs says nothing about the loop
+    _close(_run(native, x, states), ref)
+    with torch.no_grad():  # the forward that saves nothing
+        _close(list(native(x, states)[0:1]) + list(native(x, states)[1]), ref[: 1 + len(states)])
+    return True
+
+
+@pytest.mark.parametrize("name", zoo.names())
+def test_zoo_native_loop_equals_python_step(name):
+    assert _assert_same(zoo.get(name))
+
+
+def test_random_graphs_native_loop_equals_python_step():
+    checked = sum(_assert_same(random_graph(seed)) for seed in range(120))
+    assert checked >= 100
+
+
+def test_gradients_flow_through_training_steps():
+    """A few SGD steps of the native and the Python loop stay together (float32)."""
+    python, native = _pair(zoo.get("GRU"))
+    x, states = _inputs(python)
+    target = torch.randn(T, B, N, generator=torch.Generator().manual_seed(2))
+    losses = []
+    for layer in (python, native):
+        opt = torch.optim.SGD(layer.parameters(), lr=0.5)
+        run = []
+        for _ in range(20):
+            out, _ = layer(x, states)
+            loss = ((out - target) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            run.append(loss.item())
+        losses.append(run)
+    assert losses[0][-1] < losses[0][0]  # it learns
+    for a, b in zip(*losses, strict=True):
+        assert math.isclose(a, b, rel_tol=1e-4)
+
+
+def test_non_finite_values_propagate():
+    """A diverged run must stay visibly diverged: NaN and inf in, non-finite out."""
+    python, native = _pair(zoo.get("LSTM"))
+    x, states = _inputs(python)
+    x[2, 1, 3] = float("nan")
+    x[4, 0, 0] = float("inf")
+    with torch.no_grad():
+        out_p, _ = python(x, states)
+        out_n, _ = native(x, states)
+    assert torch.equal(torch.isfinite(out_p), torch.isfinite(out_n))
+    assert not torch.isfinite(out_n).all()
+
+
+def test_other_dtypes_run_the_python_step():
+    python, native = _pair(zoo.get("MUT1"))
+    python, native = python.double(), native.double()
+    x, states = _inputs(python, torch.float64)
+    assert not native.loop.accepts(x)
+    for a, b in zip(_run(native, x, states), _run(python, x, states), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("op", ["tanh", "sigmoid", "relu"])
+def test_activations_match_torch_over_their_range(op):
+    """The C sigmoid and tanh (Cephes-style polynomials) within a few float32 ulp of torch's."""
+    g = CellGraph(("h",))
+    g.set_output("h", g.add(op, "h"))
+    layer = compile_cell(g, 4, compile="native")
+    values = torch.cat([torch.linspace(-100, 100, 40000), torch.logspace(-30, 1, 4000), -torch.logspace(-30, 1, 4000)])
+    h = values.reshape(-1, 4)  # one step, a batch of rows
+    with torch.no_grad():
+        out, _ = layer(torch.zeros(1, h.shape[0], 4), (h,))
+    ref = getattr(torch, op)(h)
+    torch.testing.assert_close(out[0], ref, rtol=3e-7, atol=1e-37)
+
+
+def test_compiled_loops_are_cached_on_disk(tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNSEARCH_CACHE", str(tmp_path))
+    from rnnsearch.cells import native as native_mod
+
+    monkeypatch.setattr(native_mod, "_loaded", {})
+    compile_cell(zoo.get("MUT2"), 8, compile="native")
+    built = list(cache_dir().glob("loop_*.so"))
+    assert len(built) == 1
+    stamp = built[0].stat().st_mtime_ns
+    monkeypatch.setattr(native_mod, "_loaded", {})
+    compile_cell(zoo.get("MUT2"), 8, compile="native")
+    assert built[0].stat().st_mtime_ns == stamp  # loaded, not rebuilt
+
+
+def test_member_batched_form_refuses_native():
+    with pytest.raises(ValueError, match="native"):
+        compile_members(zoo.get("GRU"), 4, 2, compile="native")
+
+
+def test_unknown_compile_mode_is_refused():
+    with pytest.raises(ValueError, match="compile must be one of"):
+        compile_cell(zoo.get("GRU"), 4, compile="fast")
