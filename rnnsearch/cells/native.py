@@ -309,6 +309,23 @@ class _Function:
                 self.loc[st.dest] = self._scratch(st.dest, w)
             elif isinstance(st, _Elem) and st.dest in self.stored:
                 self.loc[st.dest] = self._scratch(st.dest, 1)
+        # A product that elementwise code alone reads adds its block there (one pass over
+        # the block fewer than copying it in before the multiply).
+        in_memory = {body.resolve(v) for v in live_out}
+        in_memory |= {body.resolve(st.src) for st in body.stmts if isinstance(st, _Gemm)}
+        self.addend: dict[str, str] = {}
+        for st in body.stmts:
+            if isinstance(st, _Gemm) and st.add is not None:
+                readers = {st.dest} | {p for p, (base, _) in body.pieces.items() if base == st.dest}
+                if not readers & in_memory:
+                    self.addend[st.dest] = st.add
+        self.placed: dict[str, str] = {}
+
+    def place(self, name: str, pointer: str) -> None:
+        """Make ``name`` in memory at ``pointer`` (row stride n) instead of scratch."""
+        self.scratch = [(v, w) for v, w in self.scratch if v != name]
+        self.placed[name] = pointer
+        self.loc[name] = _Loc(f"P_{name}", "n")
 
     def _scratch(self, name: str, width: int) -> _Loc:
         self.scratch.append((name, width))
@@ -338,6 +355,7 @@ class _Function:
                 at = f"save ? {self.keep[name]} : {at}"
             out.append(f"float* P_{name} = {at};")
             offset += 2 * w
+        out += [f"float* P_{name} = {at};" for name, at in self.placed.items()]
         return out
 
     def expr(self, node: ast.expr, local: set[str]) -> str:
@@ -347,6 +365,10 @@ class _Function:
                 return f"L_{name}"
             if name in self.diag_names:
                 return f"{name}[j]"
+            base, piece = self.b.pieces.get(name, (name, 0))
+            if base in self.addend:
+                add = self.locate(self.addend[base])
+                return f"({self.locate(name).at()} + {_Loc(add.ptr, add.ld, add.off + piece).at()})"
             return self.locate(name).at()
         if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
             return f"{float(node.value)!r}f"
@@ -405,7 +427,7 @@ class _Function:
                 continue
             m = self.b.widths[st.dest]
             beta = "0.0f"
-            if st.add is not None:
+            if st.add is not None and st.dest not in self.addend:
                 add = self.locate(st.add)
                 out.append(f"rs_copy(B, {m} * n, {add.base()}, {add.ld}, {dest.ptr}, {dest.ld});")
                 beta = "1.0f"
@@ -497,6 +519,9 @@ def _forward(f, block_w, weight_w, S, D, saved) -> tuple[str, int]:
         raise NativeUnsupported("a constant state")
     keep = {v: f"keep{i} + t * Bn" for i, v in enumerate(saved)}
     fn = _Function(body, fixed, keep, new + saved, D)
+    h_in_out = new[0] in fn.stored and new[0] not in fn.keep
+    if h_in_out:  # h made straight into the outputs
+        fn.place(new[0], "out + t * Bn")
     lines = [
         "void rs_forward(const long long* dims, float** p) {",
         "const int T = (int)dims[0], B = (int)dims[1], n = (int)dims[2], save = (int)dims[3];",
@@ -519,8 +544,9 @@ def _forward(f, block_w, weight_w, S, D, saved) -> tuple[str, int]:
         if r not in fn.stored:
             at = fn.locate(r)
             loop.append(f"if (save) rs_copy(B, n, {at.base()}, {at.ld}, keep{i} + t * Bn, n);")
-    h = fn.locate(new[0])
-    loop.append(f"rs_copy(B, n, {h.base()}, {h.ld}, out + t * Bn, n);")
+    if not h_in_out:
+        h = fn.locate(new[0])
+        loop.append(f"rs_copy(B, n, {h.base()}, {h.ld}, out + t * Bn, n);")
     decl, rot = fn.rotate(new, "s", "st")
     lines += decl + ["for (int t = 0; t < T; t++) {"] + loop + rot + ["}"]
     lines += [f"rs_copy(B, n, st{i}, st{i}_ld, fs{i}, n);" for i in range(S)]
@@ -714,7 +740,9 @@ class NativeLoop:
         for i, (kind, j) in enumerate(pr.group_grad):
             src = keep[pr.group_source[i]].view(T * B, n)
             d_a = (gb if kind == "gb" else ga)[j]
-            grads_w.append(torch.mm(src.t(), d_a.view(T * B, -1)))
+            # the transpose of a contiguous product: autograd accumulates the parameter (the
+            # loop weight's transpose) without a copy
+            grads_w.append(torch.mm(d_a.view(T * B, -1).t(), src).t())
         grads_d = [
             None if pr.diag_operand[i] < 0 else (gd[i] * keep[pr.diag_operand[i]]).sum((0, 1)) for i in range(pr.diags)
         ]

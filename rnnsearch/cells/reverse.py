@@ -256,14 +256,16 @@ class ReverseEmitter:
         ]
         grads = [f"gb{i}" for i in range(k)] + ["g" + s for s in states]
         flat = "flatten(1, 2)" if em.members else "flatten(0, 1)"
+        # each weight gradient as the transpose of a contiguous product: the parameter is the
+        # transpose of the loop weight, so autograd accumulates it without a copy
         for i, src in enumerate(em.loop_groups):
             j = self.group_source[src]
             d_a = f"gb{self.f.aligned_block[src]}" if src in self.f.aligned_block else f"ga{i}"
             out.append(f"        src = torch.stack([kv[{j}] for kv in kept], {tdim}).{flat}")
             if em.members:
-                out.append(f"        gw{i} = torch.bmm(src.transpose(1, 2), {d_a}.{flat})")
+                out.append(f"        gw{i} = torch.bmm({d_a}.{flat}.transpose(1, 2), src).transpose(1, 2)")
             else:
-                out.append(f"        gw{i} = torch.mm(src.t(), {d_a}.{flat})")
+                out.append(f"        gw{i} = torch.mm({d_a}.{flat}.t(), src).t()")
             grads.append(f"gw{i}")
         for i in range(len(diags)):
             if i not in self.diag_operand:
