@@ -93,11 +93,16 @@ def compile_members(
     ``layer.cell.reset_member(k, scale, generator)`` draws exactly what the single cell's
     ``reset_parameters(scale, generator)`` draws."""
     mode = compile_mode(compile)
-    if mode == "native":
-        raise ValueError("the native loop runs single cells, not the member-batched form")
     source, layout = generate(graph, name, members=True)
     prefix = class_prefix(name) + "Member"
     layer = build_namespace(source, prefix)[f"{prefix}Layer"](hidden_size, members)
+    if mode == "native":
+        from rnnsearch.cells.native import NativeMemberLoop, translate
+
+        # each member runs the single cell's program on its slices
+        single = emitter(graph, name)
+        single.source()
+        layer.loop = NativeMemberLoop(translate(single.reverse))
     return _finish(layer, source, layout, mode == "torch", device, dtype)
 
 

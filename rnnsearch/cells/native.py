@@ -473,6 +473,11 @@ class LoopProgram:
     fwd_work: int  # scratch, in units of B * n floats
     bwd_work: int
 
+    def split(self, tensors):
+        """(blocks, states, params) from the flat argument list the loops take."""
+        k, s = len(self.blocks), self.states
+        return tensors[:k], tensors[k : k + s], tensors[k + s :]
+
 
 def translate(rev: ReverseEmitter) -> LoopProgram:
     """The C source of a cell's forward and reverse time loops (single form only)."""
@@ -752,9 +757,7 @@ class NativeLoop:
 class _NativeRecurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, loop: NativeLoop, T: int, *tensors):
-        pr = loop.program
-        k, s = len(pr.blocks), pr.states
-        blocks, state, params = tensors[:k], tensors[k : k + s], tensors[k + s :]
+        blocks, state, params = loop.program.split(tensors)
         out, final, keep = loop.forward(T, blocks, state, params, save=True)
         ctx.loop, ctx.keep = loop, keep
         ctx.save_for_backward(*[p.contiguous() for p in params])
@@ -765,4 +768,73 @@ class _NativeRecurrence(torch.autograd.Function):
         params = ctx.saved_tensors
         keep, ctx.keep = ctx.keep, None
         gb, g_init, g_params = ctx.loop.backward(g_out, g_state, keep, params)
+        return (None, None, *gb, *g_init, *g_params)
+
+
+class NativeMemberLoop:
+    """The member-batched layer's time loop in C: each member runs the single cell's
+    program on its own slices (its weights, blocks and states), so K settings cost K
+    loops of C and one of everything around them (embedding, softmax, optimizer)."""
+
+    def __init__(self, program: LoopProgram):
+        self.single = NativeLoop(program)
+
+    def __reduce__(self):
+        return (NativeMemberLoop, (self.single.program,))
+
+    def __deepcopy__(self, memo):
+        return self
+
+    accepts = staticmethod(NativeLoop.accepts)
+
+    def __call__(self, T: int, blocks, state, params):
+        tensors = (*blocks, *state, *params)
+        if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+            outputs, *state = _NativeMemberRecurrence.apply(self.single, T, *tensors)
+            return outputs, tuple(state)
+        runs = [
+            self.single.forward(T, *_member(k, blocks, state, params), save=False) for k in range(state[0].shape[0])
+        ]
+        return torch.stack([r[0] for r in runs]), tuple(torch.stack(s) for s in zip(*[r[1] for r in runs], strict=True))
+
+
+def _member(k: int, blocks, state, params):
+    """Member k's slices: the C loop reads only their memory, so a diagonal's [1, n] slice
+    serves as its [n]."""
+    return [b[k] for b in blocks], [s[k] for s in state], [p[k] for p in params]
+
+
+class _NativeMemberRecurrence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, loop: NativeLoop, T: int, *tensors):
+        blocks, state, params = loop.program.split(tensors)
+        K = state[0].shape[0]
+        runs, keeps, member_params = [], [], []
+        for m in range(K):
+            b, st, p = _member(m, blocks, state, params)
+            p = [q.contiguous() for q in p]
+            out, final, keep = loop.forward(T, b, st, p, save=True)
+            runs.append((out, final))
+            keeps.append(keep)
+            member_params.append(p)
+        ctx.loop, ctx.keeps, ctx.member_params = loop, keeps, member_params
+        ctx.param_shapes = [p.shape for p in params]
+        outputs = torch.stack([r[0] for r in runs])
+        finals = [torch.stack(f) for f in zip(*[r[1] for r in runs], strict=True)]
+        return (outputs, *finals)
+
+    @staticmethod
+    def backward(ctx, g_out, *g_state):
+        loop = ctx.loop
+        keeps, ctx.keeps = ctx.keeps, None
+        per = [
+            loop.backward(g_out[m], [g[m] for g in g_state], keeps[m], ctx.member_params[m]) for m in range(len(keeps))
+        ]
+        gb = [torch.stack(x) for x in zip(*[r[0] for r in per], strict=True)]
+        g_init = [torch.stack(x) for x in zip(*[r[1] for r in per], strict=True)]
+        g_params = []
+        for i, shape in enumerate(ctx.param_shapes):
+            parts = [r[2][i] for r in per]
+            g_params.append(None if parts[0] is None else torch.stack(parts).reshape(shape))
+        ctx.member_params = None
         return (None, None, *gb, *g_init, *g_params)

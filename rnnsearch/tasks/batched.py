@@ -22,7 +22,7 @@ from rnnsearch.cells import CellGraph
 from rnnsearch.cells.compiler import compile_members
 from rnnsearch.tasks.api import DIVERGED, FAILED, OK, EvalRequest, EvalResult
 from rnnsearch.tasks.base import Batch, Task
-from rnnsearch.tasks.model import model_parameter_count, width_for
+from rnnsearch.tasks.model import build_layers, loop_for, model_parameter_count, width_for
 from rnnsearch.tasks.registry import get_task
 from rnnsearch.tasks.train import _ppl, evaluate, pick_device
 
@@ -47,12 +47,20 @@ def group_key(request: EvalRequest) -> tuple:
 class MemberModel(nn.Module):
     """Embedding, L member-batched cell layers and softmax, each with K members."""
 
-    def __init__(self, graph: CellGraph, hidden_size: int, layers: int, vocab_size: int, members: int):
+    def __init__(
+        self,
+        graph: CellGraph,
+        hidden_size: int,
+        layers: int,
+        vocab_size: int,
+        members: int,
+        compile: bool | str = False,
+    ):
         super().__init__()
         K, V, n = members, vocab_size, hidden_size
         self.members, self.vocab_size, self.hidden_size = K, V, n
         self.embed = nn.Parameter(torch.empty(K, V, n))
-        self.layers = nn.ModuleList(compile_members(graph, n, K) for _ in range(layers))
+        self.layers = build_layers(lambda mode: compile_members(graph, n, K, compile=mode), layers, compile)
         self.softmax_weight = nn.Parameter(torch.empty(K, V, n))
         self.softmax_bias = nn.Parameter(torch.empty(K, V))
 
@@ -184,7 +192,7 @@ class _GroupRun:
         K = len(self.reqs)
         n = width_for(graph, hp.param_budget, hp.layers, task.vocab_size)
         params = model_parameter_count(graph, n, hp.layers, task.vocab_size)
-        model = MemberModel(graph, n, hp.layers, task.vocab_size, K)
+        model = MemberModel(graph, n, hp.layers, task.vocab_size, K, compile=loop_for(device))
         for k, r in enumerate(self.reqs):
             torch.manual_seed(r.seed)
             model.reset_member(k, r.hparams.init_scale, torch.Generator().manual_seed(r.seed))

@@ -34,6 +34,16 @@ def loop_for(device: torch.device) -> str:
     return "native" if device.type == "cpu" else "eager"
 
 
+def build_layers(make, count: int, compile: bool | str) -> nn.ModuleList:
+    """``count`` layers from ``make(compile)``; the native loop falls back to the Python
+    step, with a warning, where no C compiler works."""
+    try:
+        return nn.ModuleList(make(compile) for _ in range(count))
+    except NativeUnavailable as err:
+        warnings.warn(f"the native loop is unavailable, running the Python step: {err}", stacklevel=3)
+        return nn.ModuleList(make("eager") for _ in range(count))
+
+
 class CellModel(nn.Module):
     def __init__(
         self,
@@ -49,12 +59,9 @@ class CellModel(nn.Module):
         super().__init__()
         self.hidden_size = hidden_size
         self.embed = nn.Embedding(vocab_size, hidden_size)
-        try:
-            layers_ = [compile_cell(graph, hidden_size, name=name, compile=compile) for _ in range(layers)]
-        except NativeUnavailable as err:
-            warnings.warn(f"the native loop is unavailable, running the Python step: {err}", stacklevel=2)
-            layers_ = [compile_cell(graph, hidden_size, name=name) for _ in range(layers)]
-        self.layers = nn.ModuleList(layers_)
+        self.layers = build_layers(
+            lambda mode: compile_cell(graph, hidden_size, name=name, compile=mode), layers, compile
+        )
         self.softmax = nn.Linear(hidden_size, vocab_size)
 
     def reset_parameters(self, init_scale: float, generator: torch.Generator) -> None:

@@ -148,9 +148,61 @@ def test_compiled_loops_are_cached_on_disk(tmp_path, monkeypatch):
     assert built[0].stat().st_mtime_ns == stamp  # loaded, not rebuilt
 
 
-def test_member_batched_form_refuses_native():
-    with pytest.raises(ValueError, match="native"):
-        compile_members(zoo.get("GRU"), 4, 2, compile="native")
+def _member_run(layer, x, states):
+    x = x.clone().requires_grad_(True)
+    states = tuple(s.clone().requires_grad_(True) for s in states)
+    out, final = layer(x, states)
+    loss = (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum() + sum((s * 0.3).sum() for s in final)
+    grads = torch.autograd.grad(loss, [x, *states, *layer.parameters()], allow_unused=True)
+    return [out.detach(), *[s.detach() for s in final], *[torch.zeros(1) if g is None else g for g in grads]]
+
+
+@pytest.mark.parametrize("graph", [*zoo.names(), *[f"random-{s}" for s in range(0, 40, 4)]])
+def test_member_batched_native_loop_equals_python_step(graph):
+    g = random_graph(int(graph[7:])) if graph.startswith("random-") else zoo.get(graph)
+    K = 3
+    torch.manual_seed(0)
+    python = compile_members(g, N, K)
+    with torch.no_grad():
+        for p in python.parameters():
+            p.uniform_(-0.7, 0.7)
+    native = compile_members(g, N, K, compile="native")
+    native.load_state_dict(python.state_dict())
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(K, T, B, N, generator=gen)
+    states = tuple(torch.randn(K, B, N, generator=gen) * 0.5 for _ in python.cell.states)
+    ref = _member_run(python, x, states)
+    if not all(torch.isfinite(t).all() for t in ref):
+        pytest.skip("this cell overflows on these inputs")
+    _close(_member_run(native, x, states), ref)
+    with torch.no_grad():
+        out, final = native(x, states)
+    _close([out, *final], ref[: 1 + len(states)])
+
+
+def test_models_use_the_native_loop_on_a_cpu(monkeypatch):
+    from rnnsearch.tasks.model import loop_for
+
+    monkeypatch.delenv("RNNSEARCH_LOOP", raising=False)
+    assert loop_for(torch.device("cpu")) == "native"
+    assert loop_for(torch.device("cuda")) == "eager"
+    monkeypatch.setenv("RNNSEARCH_LOOP", "eager")
+    assert loop_for(torch.device("cpu")) == "eager"
+    monkeypatch.setenv("RNNSEARCH_LOOP", "turbo")
+    with pytest.raises(ValueError, match="compile must be one of"):
+        loop_for(torch.device("cpu"))
+
+
+def test_without_a_compiler_models_fall_back_to_the_python_step(tmp_path, monkeypatch):
+    from rnnsearch.cells import native as native_mod
+    from rnnsearch.tasks.model import CellModel
+
+    monkeypatch.setenv("RNNSEARCH_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", "false")  # a compiler that always fails
+    monkeypatch.setattr(native_mod, "_loaded", {})
+    with pytest.warns(UserWarning, match="native loop is unavailable"):
+        model = CellModel(zoo.get("GRU"), 8, 2, 10, compile="native")
+    assert all(layer.loop is None for layer in model.layers)
 
 
 def test_unknown_compile_mode_is_refused():
