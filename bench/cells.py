@@ -5,7 +5,7 @@ unroll 35, a 50-symbol vocabulary (so the cell dominates), 2 threads. Prints tok
 for each and the ratio to the native module measured beside it. Rows: torch's module
 ("native"), the graph's generated Python step ("graph eager"), that step under
 torch.compile ("graph compiled"), and the step with its reverse translated to C
-("graph native C", rnnsearch.cells.native).
+("graph C loop", rnnsearch.cells.native).
 
     python bench/cells.py [--hidden 200] [--steps 60] [--threads 2]
 """
@@ -22,7 +22,7 @@ from rnnsearch.cells import zoo
 from rnnsearch.cells.compiler import compile_cell
 
 # row label -> compile mode of the graph (None: torch's own module)
-VARIANTS = {"native": None, "graph eager": "eager", "graph compiled": "torch", "graph native C": "native"}
+VARIANTS = {"native": None, "graph eager": "eager", "graph compiled": "torch", "graph C loop": "native"}
 
 
 class Model(nn.Module):

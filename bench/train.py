@@ -2,7 +2,7 @@
 torch.nn.LSTM, in one run: embedding 10k -> n, L layers, softmax over 10k words, batch 20,
 unroll 35, the real PTB training stream, the trainer's own SGD step. Two graph rows: the
 generated Python step ("compiled LSTM graph") and the native C loop that evaluations
-use on a CPU ("native C LSTM graph").
+use on a CPU ("C-loop LSTM graph").
 
     python bench/train.py [--hidden 200] [--layers 2] [--steps 40] [--threads 2]
 """
@@ -70,7 +70,7 @@ def main() -> None:
     models = {
         "torch.nn.LSTM": NativeLSTMModel(args.hidden, args.layers, V),
         "compiled LSTM graph": CellModel(zoo.get("LSTM"), args.hidden, args.layers, V, name="LSTM"),
-        "native C LSTM graph": CellModel(zoo.get("LSTM"), args.hidden, args.layers, V, name="LSTM", compile="native"),
+        "C-loop LSTM graph": CellModel(zoo.get("LSTM"), args.hidden, args.layers, V, name="LSTM", compile="native"),
     }
     best = {k: 0.0 for k in models}
     for _ in range(args.repeats):
