@@ -108,13 +108,12 @@ _BINOP_C = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*"}
 # -- the step as statements -------------------------------------------------------------
 @dataclass
 class _Loc:
-    """Where a value of ``width`` n-column blocks lives: C pointer and row stride
-    expressions, and a column offset in blocks."""
+    """Where a value lives: C pointer and row stride expressions, and a column offset in
+    n-column blocks."""
 
     ptr: str
     ld: str
     off: int = 0
-    width: int = 1
 
     def at(self, b: str = "b", j: str = "j") -> str:
         col = f"{self.off} * n + {j}" if self.off else j
@@ -293,10 +292,12 @@ class _Function:
             if isinstance(st, _Gemm):
                 seg += 1
         made = {st.dest: segment[i] for i, st in enumerate(body.stmts) if isinstance(st, _Elem)}
-        stored = {body.resolve(v) for v in live_out}
+        # values the step reads from memory whatever the fusion: carried out, multiplied
+        in_memory = {body.resolve(v) for v in live_out}
+        in_memory |= {body.resolve(st.src) for st in body.stmts if isinstance(st, _Gemm)}
+        stored = set(in_memory)
         for i, st in enumerate(body.stmts):
             if isinstance(st, _Gemm):
-                stored.add(body.resolve(st.src))
                 continue
             for u in _names(st.expr):
                 u = body.resolve(u)
@@ -311,8 +312,6 @@ class _Function:
                 self.loc[st.dest] = self._scratch(st.dest, 1)
         # A product that elementwise code alone reads adds its block there (one pass over
         # the block fewer than copying it in before the multiply).
-        in_memory = {body.resolve(v) for v in live_out}
-        in_memory |= {body.resolve(st.src) for st in body.stmts if isinstance(st, _Gemm)}
         self.addend: dict[str, str] = {}
         for st in body.stmts:
             if isinstance(st, _Gemm) and st.add is not None:
@@ -329,14 +328,14 @@ class _Function:
 
     def _scratch(self, name: str, width: int) -> _Loc:
         self.scratch.append((name, width))
-        return _Loc(f"P_{name}", f"{width} * n" if width > 1 else "n", 0, width)
+        return _Loc(f"P_{name}", f"{width} * n" if width > 1 else "n")
 
     def locate(self, name: str) -> _Loc:
         name = self.b.resolve(name)
         if name in self.b.pieces:
             base, i = self.b.pieces[name]
             at = self.locate(base)
-            return _Loc(at.ptr, at.ld, at.off + i, 1)
+            return _Loc(at.ptr, at.ld, at.off + i)
         if name in self.fixed:
             return self.fixed[name]
         if name not in self.loc:
@@ -516,7 +515,7 @@ def translate(rev: ReverseEmitter) -> LoopProgram:
 
 def _forward(f, block_w, weight_w, S, D, saved) -> tuple[str, int]:
     body = _Body(f.body, {f"xb{i}": w for i, w in enumerate(block_w)}, weight_w)
-    fixed = {f"xb{i}": _Loc(f"xb{i}_t", f"{w} * n", 0, w) for i, w in enumerate(block_w)}
+    fixed = {f"xb{i}": _Loc(f"xb{i}_t", f"{w} * n") for i, w in enumerate(block_w)}
     for i in range(S):
         fixed[f"s{i}"] = _Loc(f"st{i}", f"st{i}_ld")
     new = [body.resolve(v) for v in f.new]
@@ -563,11 +562,11 @@ def _backward(rev, block_w, weight_w, S, D, saved, unaligned, group_grad) -> tup
     # the incoming gradient of state 0 adds this step's output gradient, as the Python loop does
     head = ["go0 = gsin0 + gout"] + [f"go{i} = gsin{i}" for i in range(1, S)]
     widths = {f"ob{i}": w for i, w in enumerate(block_w)}
-    slots = {f"ob{i}": _Loc(f"gb{i}_t", f"{w} * n", 0, w) for i, w in enumerate(block_w)}
+    slots = {f"ob{i}": _Loc(f"gb{i}_t", f"{w} * n") for i, w in enumerate(block_w)}
     for i, (kind, j) in enumerate(group_grad):
         if kind == "ga":
             widths[f"oa{i}"] = weight_w[i]
-            slots[f"oa{i}"] = _Loc(f"ga{j}_t", f"{weight_w[i]} * n", 0, weight_w[i])
+            slots[f"oa{i}"] = _Loc(f"ga{j}_t", f"{weight_w[i]} * n")
     body = _Body(head + rev.back_body, widths, weight_w)
     fixed = {"gout": _Loc("gout_t", "n"), **slots}
     for i in range(S):
@@ -583,7 +582,6 @@ def _backward(rev, block_w, weight_w, S, D, saved, unaligned, group_grad) -> tup
         "void rs_backward(const long long* dims, float** p) {",
         "const int T = (int)dims[0], B = (int)dims[1], n = (int)dims[2];",
         "const size_t Bn = (size_t)B * n;",
-        "const int save = 0;",
         "int q = 0;",
         "const float* gout = p[q++];",
         *[f"const float* gs{i} = p[q++]; int gs{i}_ld = n;" for i in range(S)],
@@ -595,7 +593,6 @@ def _backward(rev, block_w, weight_w, S, D, saved, unaligned, group_grad) -> tup
         *[f"float* gd{i} = p[q++];" for i in range(D)],
         *[f"float* gS{i} = p[q++];" for i in range(S)],
         "float* work = p[q++];",
-        "(void)save;",
     ]
     loop = ["const int par = t & 1;", "const float* gout_t = gout + t * Bn;"]
     loop += [f"const float* keep{i}_t = keep{i} + t * Bn;" for i in range(len(saved))]
@@ -758,9 +755,10 @@ class _NativeRecurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, loop: NativeLoop, T: int, *tensors):
         blocks, state, params = loop.program.split(tensors)
+        params = [p.contiguous() for p in params]
         out, final, keep = loop.forward(T, blocks, state, params, save=True)
         ctx.loop, ctx.keep = loop, keep
-        ctx.save_for_backward(*[p.contiguous() for p in params])
+        ctx.save_for_backward(*params)
         return (out, *final)
 
     @staticmethod

@@ -7,6 +7,7 @@ import torch
 from rnnsearch.cells import zoo
 from rnnsearch.cells.compiler import compile_cell, compile_members
 
+from .gradients import outputs_and_gradients
 from .randgraph import random_graph
 
 N, B, T, K = 5, 3, 6, 3
@@ -33,18 +34,8 @@ def _inputs(layer, members: bool, dtype=torch.float64):
 
 
 def _run(layer, x, states, generated: bool):
-    """Outputs, final states and the gradients of a loss reading both, w.r.t. x, the
-    initial states and every parameter."""
     layer.generated_backward = generated
-    x = x.clone().requires_grad_(True)
-    states = tuple(s.clone().requires_grad_(True) for s in states)
-    out, final = layer(x, states)
-    weights = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
-    loss = (out * weights).sum() + sum((s * 0.3).sum() for s in final)
-    params = list(layer.parameters())
-    grads = torch.autograd.grad(loss, [x, *states, *params], allow_unused=True)
-    grads = [torch.zeros_like(t) if gr is None else gr for gr, t in zip(grads, [x, *states, *params], strict=True)]
-    return [out.detach(), *[s.detach() for s in final], *grads]
+    return outputs_and_gradients(layer, x, states)
 
 
 def _assert_same(graph, members: bool) -> bool:

@@ -12,6 +12,7 @@ from rnnsearch.cells.compiler import compile_cell, compile_members
 from rnnsearch.cells.graph import CellGraph
 from rnnsearch.cells.native import NativeLoop, cache_dir
 
+from .gradients import outputs_and_gradients as _run
 from .randgraph import random_graph
 
 N, B, T = 7, 3, 6
@@ -34,18 +35,6 @@ def _inputs(layer, dtype=torch.float32):
     x = torch.randn(T, B, N, dtype=dtype, generator=g)
     states = tuple(torch.randn(B, N, dtype=dtype, generator=g) * 0.5 for _ in layer.cell.states)
     return x, states
-
-
-def _run(layer, x, states):
-    x = x.clone().requires_grad_(True)
-    states = tuple(s.clone().requires_grad_(True) for s in states)
-    out, final = layer(x, states)
-    weights = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
-    loss = (out * weights).sum() + sum((s * 0.3).sum() for s in final)
-    params = list(layer.parameters())
-    grads = torch.autograd.grad(loss, [x, *states, *params], allow_unused=True)
-    grads = [torch.zeros_like(t) if gr is None else gr for gr, t in zip(grads, [x, *states, *params], strict=True)]
-    return [out.detach(), *[s.detach() for s in final], *grads]
 
 
 def _close(got, ref) -> None:
@@ -148,15 +137,6 @@ def test_compiled_loops_are_cached_on_disk(tmp_path, monkeypatch):
     assert built[0].stat().st_mtime_ns == stamp  # loaded, not rebuilt
 
 
-def _member_run(layer, x, states):
-    x = x.clone().requires_grad_(True)
-    states = tuple(s.clone().requires_grad_(True) for s in states)
-    out, final = layer(x, states)
-    loss = (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum() + sum((s * 0.3).sum() for s in final)
-    grads = torch.autograd.grad(loss, [x, *states, *layer.parameters()], allow_unused=True)
-    return [out.detach(), *[s.detach() for s in final], *[torch.zeros(1) if g is None else g for g in grads]]
-
-
 @pytest.mark.parametrize("graph", [*zoo.names(), *[f"random-{s}" for s in range(0, 40, 4)]])
 def test_member_batched_native_loop_equals_python_step(graph):
     g = random_graph(int(graph[7:])) if graph.startswith("random-") else zoo.get(graph)
@@ -171,10 +151,10 @@ def test_member_batched_native_loop_equals_python_step(graph):
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(K, T, B, N, generator=gen)
     states = tuple(torch.randn(K, B, N, generator=gen) * 0.5 for _ in python.cell.states)
-    ref = _member_run(python, x, states)
+    ref = _run(python, x, states)
     if not all(torch.isfinite(t).all() for t in ref):
         pytest.skip("this cell overflows on these inputs")
-    _close(_member_run(native, x, states), ref)
+    _close(_run(native, x, states), ref)
     with torch.no_grad():
         out, final = native(x, states)
     _close([out, *final], ref[: 1 + len(states)])
