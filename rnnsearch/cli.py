@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -627,8 +628,20 @@ def _writable(path: Path) -> None:
         raise UserError(f"folder {path.parent} does not exist")
 
 
+def _check_environment() -> None:
+    """An environment setting every evaluation reads is refused once, up front, not as a
+    failed result per evaluation."""
+    loop = os.environ.get("RNNSEARCH_LOOP")
+    if loop:
+        from rnnsearch.cells.compiler import COMPILE_MODES
+
+        if loop not in COMPILE_MODES:
+            raise UserError(f"RNNSEARCH_LOOP={loop!r}: use one of {', '.join(COMPILE_MODES)}")
+
+
 def main() -> None:
     try:
+        _check_environment()
         rc = app(standalone_mode=False)
     except ClickException as e:
         if not e.format_message():  # no arguments: the help was printed

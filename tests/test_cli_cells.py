@@ -58,3 +58,18 @@ def test_malformed_graph_file_is_one_line(tmp_path):
     r = run("show", str(bad))
     assert r.returncode == 1
     assert "cycle" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bad_loop_setting_is_refused_up_front(tmp_path):
+    import os
+
+    env = {**os.environ, "RNNSEARCH_LOOP": "turbo"}
+    r = subprocess.run(
+        [sys.executable, "-m", "rnnsearch.cli", "train", "--cell", "GRU", "--task", "memorize", "--preset", "smoke"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == ["error: RNNSEARCH_LOOP='turbo': use one of eager, torch, native"]
