@@ -17,18 +17,15 @@ a machine without a working compiler :class:`NativeUnavailable`.
 from __future__ import annotations
 
 import ast
-import ctypes
-import hashlib
-import os
-import shutil
-import subprocess
-import tempfile
-import threading
 from dataclasses import dataclass
-from pathlib import Path
+from importlib import resources
 from typing import TYPE_CHECKING
 
 import torch
+
+from rnnsearch.cells.cbuild import call, entry, load
+from rnnsearch.cells.matmul import fast_products, product
+from rnnsearch.cells.scratch import Scratch
 
 if TYPE_CHECKING:
     from rnnsearch.cells.reverse import ReverseEmitter
@@ -38,14 +35,13 @@ class NativeUnsupported(Exception):
     """The step uses something the C translator does not handle."""
 
 
-class NativeUnavailable(RuntimeError):
-    """No C compiler here, or it failed."""
-
-
 # -- the C runtime every program shares -----------------------------------------------
-# Cephes-style expf and tanhf: within 2 ulp of libm, vectorisable, NaN in gives NaN out.
-_PRELUDE = r"""
+# The multiply kernel (gemm.c, beside this file), then Cephes-style expf and tanhf: within
+# 2 ulp of libm, vectorisable, NaN in gives NaN out.
+_RUNTIME = r"""
+#include <omp.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 extern void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*,
@@ -85,20 +81,93 @@ static inline float rs_tanh_back(float g, float y) { return g * (1.0f - y * y); 
 static inline float rs_sigmoid_back(float g, float y) { return g * ((1.0f - y) * y); }
 static inline float rs_relu_back(float g, float y) { return y <= 0.0f ? 0.0f : g; }
 
-/* row-major C[B, m] = beta * C + A[B, k] @ W[k, m] */
-static void rs_mm(int B, int k, int m, const float* A, int lda, const float* W, float* C, int ldc, float beta) {
-    const float one = 1.0f;
-    sgemm_("N", "N", &m, &B, &k, &one, W, &m, A, &lda, &beta, C, &ldc);
+/* The loop's multiplies: by a weight packed once per call where gemm.c's kernel runs,
+   else by BLAS (rs_weight gives NULL). Every function below runs inside the loop's
+   parallel region: each of its threads (tid of nth) does its share. */
+static int rs_threads(int nt) {
+#ifdef RS_PACKED
+    return nt < 1 ? 1 : nt;
+#else
+    return 1; /* BLAS runs its own threads */
+#endif
 }
-/* row-major C[B, k] = G[B, m] @ W[k, m]^T */
-static void rs_mm_t(int B, int m, int k, const float* G, int ldg, const float* W, float* C, int ldc) {
-    const float one = 1.0f, zero = 0.0f;
-    sgemm_("T", "N", &k, &B, &m, &one, W, &m, G, &ldg, &zero, C, &ldc);
+/* the next packed weight's memory, carved from the caller's area; NULL under BLAS */
+static float* rs_weight(float** area, int K, int N) {
+#ifdef RS_PACKED
+    float* P = *area;
+    *area += rs_packed_floats(K, N);
+    return P;
+#else
+    (void)area; (void)K; (void)N;
+    return NULL;
+#endif
 }
-static void rs_copy(int B, int n, const float* src, int lds, float* dst, int ldd) {
+int rs_is_packed(void) {
+#ifdef RS_PACKED
+    return 1;
+#else
+    return 0;
+#endif
+}
+/* P <- W[K, N] (row stride ldw), or W^T when trans; the threads share the panels */
+static void rs_pack_w(int K, int N, const float* W, int ldw, int trans, float* P) {
+    if (!P) return;
+    const size_t sk = trans ? 1 : (size_t)ldw, sj = trans ? (size_t)ldw : 1;
+#pragma omp for schedule(static)
+    for (int p = 0; p < (N + RS_NR - 1) / RS_NR; p++) rs_pack_panel(K, N, W, sk, sj, P, p);
+}
+/* this thread's share of C[B, m] (+)= A[B, k] @ B[k, m], B packed: panels when there are
+   enough to go round, else rows */
+static void rs_share(int tid, int nth, int B, int m, int k, const float* A, int lda, const float* P, float* C, int ldc,
+                     int acc) {
+#ifdef RS_PACKED
+    const int np = (m + RS_NR - 1) / RS_NR;
+    if (np > 2 * nth) {
+        for (int p = np * tid / nth; p < np * (tid + 1) / nth; p++)
+            rs_gemm_panel(0, B, m, k, A, (size_t)lda, 1, P, C, ldc, acc, p);
+    } else {
+        for (int p = 0; p < np; p++)
+            rs_gemm_panel(B * tid / nth, B * (tid + 1) / nth, m, k, A, (size_t)lda, 1, P, C, ldc, acc, p);
+    }
+#else
+    (void)tid; (void)nth; (void)B; (void)m; (void)k; (void)A; (void)lda; (void)P; (void)C; (void)ldc; (void)acc;
+#endif
+}
+/* row-major C[B, m] = beta * C + A[B, k] @ W[k, m] (beta 0 or 1); PW: W packed, or NULL */
+static void rs_mm(int tid, int nth, int B, int k, int m, const float* A, int lda, const float* W, const float* PW,
+                  float* C, int ldc, float beta) {
+    if (PW) {
+        rs_share(tid, nth, B, m, k, A, lda, PW, C, ldc, beta != 0.0f);
+    } else if (tid == 0) {
+        const float one = 1.0f;
+        sgemm_("N", "N", &m, &B, &k, &one, W, &m, A, &lda, &beta, C, &ldc);
+    }
+#pragma omp barrier
+}
+/* row-major C[B, k] = G[B, m] @ W[k, m]^T; PWT: W^T packed, or NULL */
+static void rs_mm_t(int tid, int nth, int B, int m, int k, const float* G, int ldg, const float* W, const float* PWT,
+                    float* C, int ldc) {
+    if (PWT) {
+        rs_share(tid, nth, B, k, m, G, ldg, PWT, C, ldc, 0);
+    } else if (tid == 0) {
+        const float one = 1.0f, zero = 0.0f;
+        sgemm_("T", "N", &k, &B, &m, &one, W, &m, G, &ldg, &zero, C, &ldc);
+    }
+#pragma omp barrier
+}
+/* rows split among the threads; rs_copy waits for all of them, rs_copy_nowait does not
+   (for a copy nothing in this call reads) */
+static void rs_copy_nowait(int B, int n, const float* src, int lds, float* dst, int ldd) {
+#pragma omp for schedule(static) nowait
     for (int b = 0; b < B; b++) memcpy(dst + (size_t)b * ldd, src + (size_t)b * lds, sizeof(float) * n);
 }
+static void rs_copy(int B, int n, const float* src, int lds, float* dst, int ldd) {
+    rs_copy_nowait(B, n, src, lds, dst, ldd);
+#pragma omp barrier
+}
 """
+
+_PRELUDE = (resources.files("rnnsearch.cells") / "gemm.c").read_text() + _RUNTIME
 
 _UNARY_C = {"sigmoid": "rs_sigmoid", "tanh": "rs_tanh", "relu": "rs_relu"}
 _BACK_C = {"_tanh_backward": "rs_tanh_back", "_sigmoid_backward": "rs_sigmoid_back", "_relu_backward": "rs_relu_back"}
@@ -319,6 +388,21 @@ class _Function:
                 if not readers & in_memory:
                     self.addend[st.dest] = st.add
         self.placed: dict[str, str] = {}
+        self.packs: set[tuple[int, bool]] = set()  # (weight, transposed) the body multiplies by
+
+    def packed_weights(self, weight_w: tuple[int, ...]) -> tuple[list[str], list[str], tuple[tuple[int, int], ...]]:
+        """Each weight the body multiplies by, packed once before the loop, in the
+        orientation it is used: (their memory, carved from the caller's area ``pk``; the
+        packing, inside the parallel region; each one's (K, N) in n)."""
+        carve, pack, shapes = [], [], []
+        for i, t in sorted(self.packs):
+            m = weight_w[i]
+            name = f"pwt{i}" if t else f"pw{i}"
+            shape = f"{m} * n, n" if t else f"n, {m} * n"
+            carve.append(f"float* {name} = rs_weight(&pk, {shape});")
+            pack.append(f"rs_pack_w({shape}, w{i}, {m} * n, {int(t)}, {name});")
+            shapes.append((m, 1) if t else (1, m))
+        return carve, pack, tuple(shapes)
 
     def place(self, name: str, pointer: str) -> None:
         """Make ``name`` in memory at ``pointer`` (row stride n) instead of scratch."""
@@ -407,6 +491,7 @@ class _Function:
                 else:
                     slot = self.fixed[st.slot]
                     lines.append(f"{_Loc(slot.ptr, slot.ld, st.col).at()} = {e};")
+            out.append("#pragma omp for schedule(static)")
             out.append("for (int b = 0; b < B; b++) {")
             out.append("#pragma GCC ivdep")
             out.append("for (int j = 0; j < n; j++) {")
@@ -422,7 +507,10 @@ class _Function:
             src, dest = self.locate(st.src), self.loc[st.dest]
             if st.transposed:
                 k = self.b.width(st.src)
-                out.append(f"rs_mm_t(B, {k} * n, n, {src.base()}, {src.ld}, w{st.weight}, {dest.ptr}, {dest.ld});")
+                self.packs.add((st.weight, True))
+                out.append(
+                    f"rs_mm_t(tid, nth, B, {k} * n, n, {src.base()}, {src.ld}, w{st.weight}, pwt{st.weight}, {dest.ptr}, {dest.ld});"
+                )
                 continue
             m = self.b.widths[st.dest]
             beta = "0.0f"
@@ -430,7 +518,10 @@ class _Function:
                 add = self.locate(st.add)
                 out.append(f"rs_copy(B, {m} * n, {add.base()}, {add.ld}, {dest.ptr}, {dest.ld});")
                 beta = "1.0f"
-            out.append(f"rs_mm(B, n, {m} * n, {src.base()}, {src.ld}, w{st.weight}, {dest.ptr}, {dest.ld}, {beta});")
+            self.packs.add((st.weight, False))
+            out.append(
+                f"rs_mm(tid, nth, B, n, {m} * n, {src.base()}, {src.ld}, w{st.weight}, pw{st.weight}, {dest.ptr}, {dest.ld}, {beta});"
+            )
         flush()
         return out
 
@@ -471,6 +562,12 @@ class LoopProgram:
     diag_operand: tuple[int, ...]  # per diag: position of its operand in saved, -1: no gradient
     fwd_work: int  # scratch, in units of B * n floats
     bwd_work: int
+    fwd_packs: tuple[tuple[int, int], ...]  # each packed weight's (K, N), in n
+    bwd_packs: tuple[tuple[int, int], ...]
+
+    def pack_floats(self, packs: tuple[tuple[int, int], ...], n: int) -> int:
+        """Memory the loop packs its weights into (gemm.c's rs_packed_floats)."""
+        return sum(-(-N * n // 64) * 64 * K * n for K, N in packs)
 
     def split(self, tensors):
         """(blocks, states, params) from the flat argument list the loops take."""
@@ -488,7 +585,7 @@ def translate(rev: ReverseEmitter) -> LoopProgram:
     block_w = tuple(len(b) for b in em.blocks)
     weight_w = tuple(len(em.loop_groups[s]) for s in groups)
     saved = list(rev.saved)
-    fwd_src, fwd_work = _forward(f, block_w, weight_w, S, D, saved)
+    fwd_src, fwd_work, fwd_packs = _forward(f, block_w, weight_w, S, D, saved)
     group_grad, unaligned = [], []
     for i, s in enumerate(groups):
         if s in f.aligned_block:
@@ -496,7 +593,7 @@ def translate(rev: ReverseEmitter) -> LoopProgram:
         else:
             group_grad.append(("ga", len(unaligned)))
             unaligned.append(weight_w[i])
-    bwd_src, bwd_work = _backward(rev, block_w, weight_w, S, D, saved, tuple(unaligned), group_grad)
+    bwd_src, bwd_work, bwd_packs = _backward(rev, block_w, weight_w, S, D, saved, tuple(unaligned), group_grad)
     return LoopProgram(
         source="\n".join([_PRELUDE, fwd_src, "", bwd_src, ""]),
         blocks=block_w,
@@ -510,10 +607,12 @@ def translate(rev: ReverseEmitter) -> LoopProgram:
         diag_operand=tuple(rev.diag_operand.get(i, -1) for i in range(D)),
         fwd_work=fwd_work,
         bwd_work=bwd_work,
+        fwd_packs=fwd_packs,
+        bwd_packs=bwd_packs,
     )
 
 
-def _forward(f, block_w, weight_w, S, D, saved) -> tuple[str, int]:
+def _forward(f, block_w, weight_w, S, D, saved) -> tuple[str, int, tuple]:
     body = _Body(f.body, {f"xb{i}": w for i, w in enumerate(block_w)}, weight_w)
     fixed = {f"xb{i}": _Loc(f"xb{i}_t", f"{w} * n") for i, w in enumerate(block_w)}
     for i in range(S):
@@ -528,17 +627,18 @@ def _forward(f, block_w, weight_w, S, D, saved) -> tuple[str, int]:
         fn.place(new[0], "out + t * Bn")
     lines = [
         "void rs_forward(const long long* dims, float** p) {",
-        "const int T = (int)dims[0], B = (int)dims[1], n = (int)dims[2], save = (int)dims[3];",
+        "const int T = (int)dims[0], B = (int)dims[1], n = (int)dims[2], save = (int)dims[3], nt = (int)dims[4];",
         "const size_t Bn = (size_t)B * n;",
         "int q = 0;",
         *[f"const float* xb{i} = p[q++];" for i in range(len(block_w))],
-        *[f"const float* st{i} = p[q++]; int st{i}_ld = n;" for i in range(S)],
+        *[f"const float* st{i}_in = p[q++];" for i in range(S)],
         *[f"const float* w{i} = p[q++];" for i in range(len(weight_w))],
         *[f"const float* d{i} = p[q++];" for i in range(D)],
         "float* out = p[q++];",
         *[f"float* fs{i} = p[q++];" for i in range(S)],
         *[f"float* keep{i} = p[q++];" for i in range(len(saved))],
         "float* work = p[q++];",
+        "float* pk = p[q++];",
     ]
     loop = ["const int par = t & 1;"]
     loop += [f"const float* xb{i}_t = xb{i} + (size_t)t * {w} * Bn;" for i, w in enumerate(block_w)]
@@ -547,18 +647,18 @@ def _forward(f, block_w, weight_w, S, D, saved) -> tuple[str, int]:
         r = body.resolve(v)
         if r not in fn.stored:
             at = fn.locate(r)
-            loop.append(f"if (save) rs_copy(B, n, {at.base()}, {at.ld}, keep{i} + t * Bn, n);")
+            loop.append(f"if (save) rs_copy_nowait(B, n, {at.base()}, {at.ld}, keep{i} + t * Bn, n);")
     if not h_in_out:
         h = fn.locate(new[0])
-        loop.append(f"rs_copy(B, n, {h.base()}, {h.ld}, out + t * Bn, n);")
+        loop.append(f"rs_copy_nowait(B, n, {h.base()}, {h.ld}, out + t * Bn, n);")
     decl, rot = fn.rotate(new, "s", "st")
-    lines += decl + ["for (int t = 0; t < T; t++) {"] + loop + rot + ["}"]
-    lines += [f"rs_copy(B, n, st{i}, st{i}_ld, fs{i}, n);" for i in range(S)]
-    lines.append("}")
-    return "\n".join(lines), fn.work_blocks() + 2 * len(decl)
+    states = [f"const float* st{i} = st{i}_in; int st{i}_ld = n;" for i in range(S)]
+    final = [f"rs_copy_nowait(B, n, st{i}, st{i}_ld, fs{i}, n);" for i in range(S)]
+    lines += _threaded(fn, weight_w, states + decl, "for (int t = 0; t < T; t++) {", loop, rot, final)
+    return "\n".join(lines), fn.work_blocks() + 2 * len(decl), fn.packed_weights(weight_w)[2]
 
 
-def _backward(rev, block_w, weight_w, S, D, saved, unaligned, group_grad) -> tuple[str, int]:
+def _backward(rev, block_w, weight_w, S, D, saved, unaligned, group_grad) -> tuple[str, int, tuple]:
     # the incoming gradient of state 0 adds this step's output gradient, as the Python loop does
     head = ["go0 = gsin0 + gout"] + [f"go{i} = gsin{i}" for i in range(1, S)]
     widths = {f"ob{i}": w for i, w in enumerate(block_w)}
@@ -580,11 +680,11 @@ def _backward(rev, block_w, weight_w, S, D, saved, unaligned, group_grad) -> tup
     fn = _Function(body, fixed, {}, gs + [d for d in dg if d != "None"], D)
     lines = [
         "void rs_backward(const long long* dims, float** p) {",
-        "const int T = (int)dims[0], B = (int)dims[1], n = (int)dims[2];",
+        "const int T = (int)dims[0], B = (int)dims[1], n = (int)dims[2], nt = (int)dims[3];",
         "const size_t Bn = (size_t)B * n;",
         "int q = 0;",
         "const float* gout = p[q++];",
-        *[f"const float* gs{i} = p[q++]; int gs{i}_ld = n;" for i in range(S)],
+        *[f"const float* gs{i}_in = p[q++];" for i in range(S)],
         *[f"const float* keep{i} = p[q++];" for i in range(len(saved))],
         *[f"const float* w{i} = p[q++];" for i in range(len(weight_w))],
         *[f"const float* d{i} = p[q++];" for i in range(D)],
@@ -593,6 +693,7 @@ def _backward(rev, block_w, weight_w, S, D, saved, unaligned, group_grad) -> tup
         *[f"float* gd{i} = p[q++];" for i in range(D)],
         *[f"float* gS{i} = p[q++];" for i in range(S)],
         "float* work = p[q++];",
+        "float* pk = p[q++];",
     ]
     loop = ["const int par = t & 1;", "const float* gout_t = gout + t * Bn;"]
     loop += [f"const float* keep{i}_t = keep{i} + t * Bn;" for i in range(len(saved))]
@@ -602,89 +703,42 @@ def _backward(rev, block_w, weight_w, S, D, saved, unaligned, group_grad) -> tup
     for i, d in enumerate(dg):
         if d != "None":
             at = fn.locate(d)
-            loop.append(f"rs_copy(B, n, {at.base()}, {at.ld}, gd{i} + t * Bn, n);")
+            loop.append(f"rs_copy_nowait(B, n, {at.base()}, {at.ld}, gd{i} + t * Bn, n);")
     decl, rot = fn.rotate(gs, "gsin", "gs")
-    lines += decl + ["for (int t = T - 1; t >= 0; t--) {"] + loop + rot + ["}"]
-    lines += [f"rs_copy(B, n, gs{i}, gs{i}_ld, gS{i}, n);" for i in range(S)]
-    lines.append("}")
-    return "\n".join(lines), fn.work_blocks() + 2 * len(decl)
+    states = [f"const float* gs{i} = gs{i}_in; int gs{i}_ld = n;" for i in range(S)]
+    final = [f"rs_copy_nowait(B, n, gs{i}, gs{i}_ld, gS{i}, n);" for i in range(S)]
+    lines += _threaded(fn, weight_w, states + decl, "for (int t = T - 1; t >= 0; t--) {", loop, rot, final)
+    return "\n".join(lines), fn.work_blocks() + 2 * len(decl), fn.packed_weights(weight_w)[2]
 
 
-# -- building and loading ---------------------------------------------------------------
-_FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared")
-_loaded: dict[str, ctypes.CDLL] = {}
-_lock = threading.Lock()
-
-
-def cache_dir() -> Path:
-    """Where compiled loops are kept (``RNNSEARCH_CACHE`` or ``~/.cache/rnnsearch``)."""
-    root = os.environ.get("RNNSEARCH_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "rnnsearch")
-    return Path(root) / "native"
-
-
-def _machine_tag() -> str:
-    """-march=native code must not be shared between different CPUs (a shared home)."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            info = [ln for ln in fh if ln.startswith(("model name", "flags"))][:2]
-    except OSError:
-        info = []
-    return "".join(info) + os.uname().machine
-
-
-def _compiler() -> str:
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if not cc:
-        raise NativeUnavailable("no C compiler found (set CC, or install gcc)")
-    return cc
-
-
-def load(source: str) -> ctypes.CDLL:
-    """Compile (once per machine; cached on disk) and load a program's shared library."""
-    torch_lib = os.path.join(os.path.dirname(torch.__file__), "lib")
-    key = hashlib.sha256("\0".join([source, *_FLAGS, _machine_tag(), torch_lib]).encode()).hexdigest()[:24]
-    with _lock:
-        lib = _loaded.get(key)
-        if lib is not None:
-            return lib
-        path = cache_dir() / f"loop_{key}.so"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-                c_file = Path(tmp) / "loop.c"
-                c_file.write_text(source)
-                so = Path(tmp) / "loop.so"
-                cmd = [
-                    _compiler(),
-                    *_FLAGS,
-                    "-o",
-                    str(so),
-                    str(c_file),
-                    f"-L{torch_lib}",
-                    "-ltorch_cpu",
-                    f"-Wl,-rpath,{torch_lib}",
-                ]
-                done = subprocess.run(cmd, capture_output=True, text=True)
-                if done.returncode != 0:
-                    raise NativeUnavailable(f"the C compiler failed: {done.stderr.strip()[:2000]}")
-                os.replace(so, path)  # atomic: workers compiling the same loop do not collide
-        lib = ctypes.CDLL(str(path))
-        for fn in (lib.rs_forward, lib.rs_backward):
-            fn.argtypes = [ctypes.POINTER(ctypes.c_longlong), ctypes.POINTER(ctypes.c_void_p)]
-            fn.restype = None
-        _loaded[key] = lib
-        return lib
-
-
-def _call(fn, dims: list[int], tensors: list[torch.Tensor | None]) -> None:
-    d = (ctypes.c_longlong * len(dims))(*dims)
-    p = (ctypes.c_void_p * len(tensors))(*[0 if t is None else t.data_ptr() for t in tensors])
-    fn(d, p)
+def _threaded(fn: _Function, weight_w, private: list[str], head: str, loop: list[str], rot: list[str], final):
+    """The time loop inside one parallel region: every thread walks all steps (its own
+    copy of the pointers), multiplies its share and takes its rows of the elementwise
+    work. A step ends at a barrier when it copied without one (the copies' sources are
+    scratch that a later step reuses)."""
+    carve, pack, _ = fn.packed_weights(weight_w)
+    copies = any("rs_copy_nowait" in line for line in loop)
+    return [
+        *carve,
+        "#pragma omp parallel num_threads(rs_threads(nt))",
+        "{",
+        "const int tid = omp_get_thread_num(), nth = omp_get_num_threads();",
+        *private,
+        *pack,
+        head,
+        *loop,
+        *(["#pragma omp barrier"] if copies else []),
+        *rot,
+        "}",
+        *final,
+        "}",
+        "}",
+    ]
 
 
 # -- the Python side --------------------------------------------------------------------
 class NativeLoop:
-    """Runs a layer's time loop in C: ``loop(T, blocks, state, params) -> (outputs, state)``.
+    """Runs a layer in C: ``loop(cell, x_seq, state) -> (outputs, state)``.
 
     Attached to a generated layer as ``layer.loop``; the layer asks ``accepts(x)`` first
     (float32 on the CPU), and otherwise runs its Python step.
@@ -692,19 +746,27 @@ class NativeLoop:
 
     def __init__(self, program: LoopProgram):
         self.program = program
-        self.lib = load(program.source)
+        lib = load(program.source, flags=("-fopenmp",))
+        self.forward_c, self.backward_c = entry(lib, "rs_forward"), entry(lib, "rs_backward")
+        self.packed = bool(lib.rs_is_packed())
+        self.scratch = Scratch()
 
     def __reduce__(self):  # pickled (Ray, copies of a model) as its program; reloaded on arrival
         return (NativeLoop, (self.program,))
 
     def __deepcopy__(self, memo):
-        return self  # stateless: the library and the program are shared
+        return self  # the library, the program and the scratch are shared
 
     @staticmethod
     def accepts(x: torch.Tensor) -> bool:
         return x.device.type == "cpu" and x.dtype == torch.float32
 
-    def __call__(self, T: int, blocks, state, params):
+    def __call__(self, cell, x_seq: torch.Tensor, state):
+        """The layer: the cell's ``prepare`` (its sequence-wide products through gemm.c's
+        kernel where it runs), then the C loop."""
+        with fast_products():
+            blocks, params = cell.prepare(x_seq)
+        T = x_seq.shape[0]
         tensors = (*blocks, *state, *params)
         if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
             outputs, *state = _NativeRecurrence.apply(self, T, *tensors)
@@ -712,7 +774,13 @@ class NativeLoop:
         outputs, state, _ = self.forward(T, blocks, state, params, save=False)
         return outputs, state
 
+    def _work(self, blocks: int, packs, B: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        packed = self.program.pack_floats(packs, n) if self.packed else 0
+        return self.scratch.take(max(blocks, 1) * B * n), self.scratch.take(packed)
+
     def forward(self, T: int, blocks, state, params, save: bool):
+        """The C forward; with ``save``, also what the backward reads, ``[saved, T, B, n]``
+        (``backward`` hands its memory back to ``scratch``)."""
         pr = self.program
         blocks = [b.contiguous() for b in blocks]
         state = [s.contiguous() for s in state]
@@ -721,9 +789,14 @@ class NativeLoop:
         new = state[0].new_empty
         out = new((T, B, n))
         final = [new((B, n)) for _ in state]
-        keep = [new((T, B, n)) for _ in range(pr.saved)] if save else [None] * pr.saved
-        work = new((max(pr.fwd_work, 1) * B * n,))
-        _call(self.lib.rs_forward, [T, B, n, int(save)], [*blocks, *state, *params, out, *final, *keep, work])
+        keep = self.scratch.take(pr.saved * T * B * n).view(pr.saved, T, B, n) if save else [None] * pr.saved
+        work, packs = self._work(pr.fwd_work, pr.fwd_packs, B, n)
+        call(
+            self.forward_c,
+            [T, B, n, int(save), torch.get_num_threads()],
+            [*blocks, *state, *params, out, *final, *keep, work, packs],
+        )
+        self.scratch.give(work, packs)
         return out, tuple(final), keep
 
     def backward(self, g_out, g_state, keep, params):
@@ -734,20 +807,22 @@ class NativeLoop:
         ga = [new((T, B, w * n)) for w in pr.unaligned]
         gd = [new((T, B, n)) if pr.diag_operand[i] >= 0 else None for i in range(pr.diags)]
         g_init = [new((B, n)) for _ in range(pr.states)]
-        work = new((max(pr.bwd_work, 1) * B * n,))
+        work, packs = self._work(pr.bwd_work, pr.bwd_packs, B, n)
         g_state = [g.contiguous() for g in g_state]
-        tensors = [g_out.contiguous(), *g_state, *keep, *params, *gb, *ga, *gd, *g_init, work]
-        _call(self.lib.rs_backward, [T, B, n], tensors)
+        tensors = [g_out.contiguous(), *g_state, *keep, *params, *gb, *ga, *gd, *g_init, work, packs]
+        call(self.backward_c, [T, B, n, torch.get_num_threads()], tensors)
+        self.scratch.give(work, packs)
         grads_w = []
         for i, (kind, j) in enumerate(pr.group_grad):
             src = keep[pr.group_source[i]].view(T * B, n)
             d_a = (gb if kind == "gb" else ga)[j]
             # the transpose of a contiguous product: autograd accumulates the parameter (the
             # loop weight's transpose) without a copy
-            grads_w.append(torch.mm(d_a.view(T * B, -1).t(), src).t())
+            grads_w.append(product(d_a.view(T * B, -1).t(), src).t())
         grads_d = [
             None if pr.diag_operand[i] < 0 else (gd[i] * keep[pr.diag_operand[i]]).sum((0, 1)) for i in range(pr.diags)
         ]
+        self.scratch.give(keep)
         return gb, g_init, grads_w + grads_d
 
 
@@ -785,7 +860,10 @@ class NativeMemberLoop:
 
     accepts = staticmethod(NativeLoop.accepts)
 
-    def __call__(self, T: int, blocks, state, params):
+    def __call__(self, cell, x_seq: torch.Tensor, state):
+        with fast_products():
+            blocks, params = cell.prepare(x_seq)
+        T = x_seq.shape[1]
         tensors = (*blocks, *state, *params)
         if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
             outputs, *state = _NativeMemberRecurrence.apply(self.single, T, *tensors)

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from rnnsearch.cells import CellGraph, compile_cell
+from rnnsearch.cells.cbuild import NativeUnavailable
 from rnnsearch.cells.compiler import compile_mode
-from rnnsearch.cells.native import NativeUnavailable
 from rnnsearch.cells.params import parameter_count, width_for_budget
 
 

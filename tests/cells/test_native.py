@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from rnnsearch.cells import zoo
+from rnnsearch.cells.cbuild import cache_dir
 from rnnsearch.cells.compiler import compile_cell, compile_members
 from rnnsearch.cells.graph import CellGraph
-from rnnsearch.cells.native import NativeLoop, cache_dir
+from rnnsearch.cells.native import NativeLoop
 
 from .gradients import outputs_and_gradients as _run
 from .randgraph import random_graph
@@ -125,7 +126,7 @@ def test_activations_match_torch_over_their_range(op):
 
 def test_compiled_loops_are_cached_on_disk(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNSEARCH_CACHE", str(tmp_path))
-    from rnnsearch.cells import native as native_mod
+    from rnnsearch.cells import cbuild as native_mod
 
     monkeypatch.setattr(native_mod, "_loaded", {})
     compile_cell(zoo.get("MUT2"), 8, compile="native")
@@ -174,7 +175,7 @@ def test_models_use_the_native_loop_on_a_cpu(monkeypatch):
 
 
 def test_without_a_compiler_models_fall_back_to_the_python_step(tmp_path, monkeypatch):
-    from rnnsearch.cells import native as native_mod
+    from rnnsearch.cells import cbuild as native_mod
     from rnnsearch.tasks.model import CellModel
 
     monkeypatch.setenv("RNNSEARCH_CACHE", str(tmp_path))

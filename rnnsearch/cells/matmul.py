@@ -1,0 +1,187 @@
+"""The sequence-wide matrix multiplies of the native path, through gemm.c's kernel.
+
+A native layer's time loop multiplies in C; what it does once per sequence (the input
+projection before the loop, its two gradients, the loop weights' gradients after it) are
+large float32 products that torch sends to MKL, which runs its AVX2 code on AMD CPUs.
+On a CPU with AVX-512 these go to gemm.c's kernel instead, threaded with OpenMP over
+torch's thread count. :func:`fast_products` is the scope in which ``torch.mm``,
+``torch.addmm``, ``torch.bmm`` and ``torch.baddbmm`` of float32 CPU tensors do so, with
+their gradients; everything else, and every other machine, runs torch's own.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+from rnnsearch.cells.cbuild import NativeUnavailable, call, entry, load
+from rnnsearch.cells.scratch import Scratch
+
+_ENTRY = r"""
+int rs_packed(void) {
+#ifdef RS_PACKED
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+#ifdef RS_PACKED
+/* C[b] = A[b] @ B[b] (+ C[b] when acc) for b < batch; d: batch, M, N, K, the strides of A
+   (batch, row, column), of B (batch, row, column), C's (batch, row), acc, threads; ptr:
+   A, B, C and room for B packed (rs_packed_floats(K, N)). Work items (a panel of B by a
+   block of rows of C) are shared among the threads. */
+void rs_matmul(const long long* d, void** ptr) {
+    const int batch = (int)d[0], M = (int)d[1], N = (int)d[2], K = (int)d[3];
+    const size_t sa0 = (size_t)d[4], sai = (size_t)d[5], sak = (size_t)d[6];
+    const size_t sb0 = (size_t)d[7], sbk = (size_t)d[8], sbj = (size_t)d[9];
+    const size_t sc0 = (size_t)d[10];
+    const int ldc = (int)d[11], acc = (int)d[12], threads = (int)d[13];
+    const float* A = (const float*)ptr[0];
+    const float* B = (const float*)ptr[1];
+    float* C = (float*)ptr[2];
+    float* P = (float*)ptr[3];
+    const int np = (N + RS_NR - 1) / RS_NR, mc = 16 * RS_MR, nmc = (M + mc - 1) / mc;
+#pragma omp parallel num_threads(threads)
+    for (int b = 0; b < batch; b++) {
+#pragma omp for schedule(static)
+        for (int p = 0; p < np; p++) rs_pack_panel(K, N, B + b * sb0, sbk, sbj, P, p);
+#pragma omp for schedule(dynamic, 1)
+        for (int it = 0; it < np * nmc; it++) {
+            const int p = it / nmc, i0 = (it % nmc) * mc, i1 = i0 + mc < M ? i0 + mc : M;
+            rs_gemm_panel(i0, i1, N, K, A + b * sa0, sai, sak, P, C + b * sc0, ldc, acc, p);
+        }
+    }
+}
+#endif
+"""
+
+_lock = threading.Lock()
+_kernel: list = []  # [rs_matmul or None], once loaded
+_scratch = Scratch(spare=4)
+
+
+def _matmul_fn():
+    """gemm.c's threaded entry, or None where it does not run (no AVX-512, no compiler)."""
+    if not _kernel:
+        with _lock:
+            if not _kernel:
+                from importlib import resources
+
+                source = (resources.files("rnnsearch.cells") / "gemm.c").read_text() + _ENTRY
+                fn = None
+                try:
+                    lib = load(source, prefix="matmul", flags=("-fopenmp",))
+                    if lib.rs_packed():
+                        fn = entry(lib, "rs_matmul")
+                except NativeUnavailable:
+                    fn = None
+                _kernel.append(fn)
+    return _kernel[0]
+
+
+def available() -> bool:
+    """Whether :func:`product` runs gemm.c's kernel here (else torch's)."""
+    return _matmul_fn() is not None
+
+
+def _fits(*tensors: torch.Tensor) -> bool:
+    return all(t.dtype == torch.float32 and t.device.type == "cpu" for t in tensors)
+
+
+def product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None, accumulate: bool = False):
+    """``out = a @ b`` (``out += a @ b`` when ``accumulate``) for [M, K] @ [K, N] or
+    batched [S, M, K] @ [S, K, N] float32 CPU tensors of any strides; ``out`` (made when
+    None) must have unit column stride. No autograd; torch's matmul where the kernel
+    does not run."""
+    fn = _matmul_fn()
+    batched = a.dim() == 3
+    if out is None:
+        out = a.new_empty((*a.shape[:-1], b.shape[-1]))
+        accumulate = False
+    if fn is None or not _fits(a, b, out) or out.stride(-1) != 1:
+        ref = torch.matmul(a, b)
+        return out.add_(ref) if accumulate else out.copy_(ref)
+    a3, b3, o3 = (t if batched else t.unsqueeze(0) for t in (a, b, out))
+    S, M, K = a3.shape
+    N = b3.shape[2]
+    if M == 0 or N == 0:
+        return out
+    if K == 0:
+        return out if accumulate else out.zero_()
+    dims = [
+        S,
+        M,
+        N,
+        K,
+        *a3.stride(),
+        *b3.stride(),
+        o3.stride(0),
+        o3.stride(1),
+        int(accumulate),
+        torch.get_num_threads(),
+    ]
+    packed = _scratch.take(-(-N // 64) * 64 * K)  # gemm.c's rs_packed_floats
+    call(fn, dims, [a3, b3, o3, packed])
+    _scratch.give(packed)
+    return out
+
+
+def _right_grad(a: torch.Tensor, g: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """d(a @ b)/db, laid out as b is: the gradient of a transposed view (a weight's
+    ``W.t()``) is the transpose of a contiguous product, which autograd hands on to W
+    without a copy."""
+    if b.stride(-2) == 1 and b.stride(-1) != 1:
+        return product(g.transpose(-1, -2), a).transpose(-1, -2)
+    return product(a.transpose(-1, -2), g)
+
+
+class _Product(torch.autograd.Function):
+    """``bias + a @ b`` (bias may be None) with both gradients through :func:`product`."""
+
+    @staticmethod
+    def forward(ctx, bias, a, b):
+        out = a.new_empty((*a.shape[:-1], b.shape[-1]))
+        if bias is not None:
+            out.copy_(bias.expand_as(out))
+        product(a, b, out, accumulate=bias is not None)
+        ctx.save_for_backward(a, b)
+        ctx.bias_shape = None if bias is None else bias.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        need_bias, need_a, need_b = ctx.needs_input_grad
+        g_bias = g.sum_to_size(ctx.bias_shape) if need_bias else None
+        g_a = product(g, b.transpose(-1, -2)) if need_a else None
+        g_b = _right_grad(a, g, b) if need_b else None
+        return g_bias, g_a, g_b
+
+
+_PRODUCTS = {torch.mm: 2, torch.addmm: 2, torch.bmm: 3, torch.baddbmm: 3}
+_WITH_BIAS = (torch.addmm, torch.baddbmm)
+
+
+class fast_products(TorchFunctionMode):  # noqa: N801 - used as a context manager, like torch's modes
+    """Within: float32 CPU ``mm``/``addmm``/``bmm``/``baddbmm`` (no ``out=``, alpha or beta)
+    run gemm.c's kernel, gradients too. Elsewhere, and where it does not run, torch's."""
+
+    def __init__(self):
+        super().__init__()
+        self.active = available()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        dim = _PRODUCTS.get(func)
+        if dim is not None and self.active and not kwargs:
+            bias, a, b = args if func in _WITH_BIAS else (None, *args)
+            operands = (a, b) if bias is None else (bias, a, b)
+            if a.dim() == dim and b.dim() == dim and _fits(*operands):
+                return _Product.apply(bias, a, b)
+        return func(*args, **kwargs)
+
+
+__all__ = ["available", "fast_products", "product"]
