@@ -29,20 +29,24 @@ int rs_packed(void) {
 }
 
 #ifdef RS_PACKED
-/* C[b] = A[b] @ B[b] (+ C[b] when acc) for b < batch; d: batch, M, N, K, the strides of A
-   (batch, row, column), of B (batch, row, column), C's (batch, row), acc, threads; ptr:
-   A, B, C and room for B packed (rs_packed_floats(K, N)). Work items (a panel of B by a
-   block of rows of C) are shared among the threads. */
+/* C[b] = A[b] @ B[b] (+ C[b] when acc, + Z[b] when Z is given) for b < batch; d: batch, M,
+   N, K, the strides of A (batch, row, column), of B (batch, row, column), C's (batch,
+   row), acc, threads, Z's (batch, row, column); ptr: A, B, C, room for B packed
+   (rs_packed_floats(K, N)), Z or NULL. Work items (a panel of B by a block of rows of C)
+   are shared among the threads; each writes Z into its block just before adding to it. */
 void rs_matmul(const long long* d, void** ptr) {
     const int batch = (int)d[0], M = (int)d[1], N = (int)d[2], K = (int)d[3];
     const size_t sa0 = (size_t)d[4], sai = (size_t)d[5], sak = (size_t)d[6];
     const size_t sb0 = (size_t)d[7], sbk = (size_t)d[8], sbj = (size_t)d[9];
     const size_t sc0 = (size_t)d[10];
-    const int ldc = (int)d[11], acc = (int)d[12], threads = (int)d[13];
+    const int ldc = (int)d[11], threads = (int)d[13];
+    const size_t sz0 = (size_t)d[14], szi = (size_t)d[15], szj = (size_t)d[16];
     const float* A = (const float*)ptr[0];
     const float* B = (const float*)ptr[1];
     float* C = (float*)ptr[2];
     float* P = (float*)ptr[3];
+    const float* Z = (const float*)ptr[4];
+    const int acc = (int)d[12] || Z;
     const int np = (N + RS_NR - 1) / RS_NR, mc = 16 * RS_MR, nmc = (M + mc - 1) / mc;
 #pragma omp parallel num_threads(threads)
     for (int b = 0; b < batch; b++) {
@@ -51,6 +55,11 @@ void rs_matmul(const long long* d, void** ptr) {
 #pragma omp for schedule(dynamic, 1)
         for (int it = 0; it < np * nmc; it++) {
             const int p = it / nmc, i0 = (it % nmc) * mc, i1 = i0 + mc < M ? i0 + mc : M;
+            if (Z) {
+                const int j0 = p * RS_NR, j1 = j0 + RS_NR < N ? j0 + RS_NR : N;
+                for (int i = i0; i < i1; i++)
+                    for (int j = j0; j < j1; j++) C[b * sc0 + (size_t)i * ldc + j] = Z[b * sz0 + i * szi + j * szj];
+            }
             rs_gemm_panel(i0, i1, N, K, A + b * sa0, sai, sak, P, C + b * sc0, ldc, acc, p);
         }
     }
@@ -91,25 +100,39 @@ def _fits(*tensors: torch.Tensor) -> bool:
     return all(t.dtype == torch.float32 and t.device.type == "cpu" for t in tensors)
 
 
-def product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None, accumulate: bool = False):
-    """``out = a @ b`` (``out += a @ b`` when ``accumulate``) for [M, K] @ [K, N] or
-    batched [S, M, K] @ [S, K, N] float32 CPU tensors of any strides; ``out`` (made when
-    None) must have unit column stride. No autograd; torch's matmul where the kernel
-    does not run."""
+def product(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    out: torch.Tensor | None = None,
+    accumulate: bool = False,
+    bias: torch.Tensor | None = None,
+):
+    """``out = a @ b`` (``out += a @ b`` when ``accumulate``; ``out = bias + a @ b`` with a
+    ``bias`` that broadcasts to it) for [M, K] @ [K, N] or batched [S, M, K] @ [S, K, N]
+    float32 CPU tensors of any strides; ``out`` (made when None) must have unit column
+    stride. No autograd; torch's matmul where the kernel does not run."""
     fn = _matmul_fn()
     batched = a.dim() == 3
     if out is None:
         out = a.new_empty((*a.shape[:-1], b.shape[-1]))
         accumulate = False
-    if fn is None or not _fits(a, b, out) or out.stride(-1) != 1:
+    if fn is None or not _fits(a, b, out) or out.stride(-1) != 1 or (bias is not None and not _fits(bias)):
         ref = torch.matmul(a, b)
+        if bias is not None:
+            return out.copy_(ref + bias)
         return out.add_(ref) if accumulate else out.copy_(ref)
+    if bias is not None:
+        accumulate = False
+        bias = bias.expand_as(out)
     a3, b3, o3 = (t if batched else t.unsqueeze(0) for t in (a, b, out))
+    z3 = None if bias is None else (bias if batched else bias.unsqueeze(0))
     S, M, K = a3.shape
     N = b3.shape[2]
     if M == 0 or N == 0:
         return out
     if K == 0:
+        if bias is not None:
+            return out.copy_(bias)
         return out if accumulate else out.zero_()
     dims = [
         S,
@@ -122,9 +145,10 @@ def product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None, a
         o3.stride(1),
         int(accumulate),
         torch.get_num_threads(),
+        *((0, 0, 0) if z3 is None else z3.stride()),
     ]
     packed = _scratch.take(-(-N // 64) * 64 * K)  # gemm.c's rs_packed_floats
-    call(fn, dims, [a3, b3, o3, packed])
+    call(fn, dims, [a3, b3, o3, packed, z3])
     _scratch.give(packed)
     return out
 
@@ -143,10 +167,7 @@ class _Product(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, bias, a, b):
-        out = a.new_empty((*a.shape[:-1], b.shape[-1]))
-        if bias is not None:
-            out.copy_(bias.expand_as(out))
-        product(a, b, out, accumulate=bias is not None)
+        out = product(a, b, bias=bias)
         ctx.save_for_backward(a, b)
         ctx.bias_shape = None if bias is None else bias.shape
         return out
