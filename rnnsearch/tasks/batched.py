@@ -27,6 +27,15 @@ from rnnsearch.tasks.registry import get_task
 from rnnsearch.tasks.train import _ppl, evaluate, pick_device
 
 
+def grouping_pays(device: torch.device | str) -> bool:
+    """Whether K settings trained as one model beat the same K trained one after another
+    on ``device``. Where a run's time goes to per-operation overhead (the Python step: on
+    a GPU, or ``RNNSEARCH_LOOP=eager|torch``) one model amortises it. With the native loop
+    on a CPU a run is already bound by its multiplies, at the kernel's speed, and K
+    members' larger working set only slows it (``bench/batched.py``: 0.8-0.9x at K = 20)."""
+    return loop_for(torch.device(device)) != "native"
+
+
 def group_key(request: EvalRequest) -> tuple:
     """Requests with the same key can train as one model: same cell, task, sizes, budget."""
     hp = request.hparams
@@ -370,4 +379,4 @@ class _GroupRun:
         return buf.getvalue()
 
 
-__all__ = ["FAILED", "MemberModel", "evaluate_group", "group_key"]
+__all__ = ["FAILED", "MemberModel", "evaluate_group", "group_key", "grouping_pays"]

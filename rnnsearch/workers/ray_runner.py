@@ -124,7 +124,9 @@ class RayRunner(Runner):
     A worker process that dies is retried ``max_retries`` times by Ray, then the
     evaluation is ``failed``; an evaluation running past ``time_limit_s`` is killed and
     ``failed (timeout)``. Requests wait in this runner until a slot is free, so the
-    time limit counts from the moment Ray got the request.
+    time limit counts from the moment Ray got the request. ``batch_members``: train
+    compatible requests as one member-batched model (None: where that pays, see
+    :func:`rnnsearch.tasks.batched.grouping_pays`).
     """
 
     def __init__(
@@ -139,7 +141,7 @@ class RayRunner(Runner):
         dashboard: bool = False,
         ship_code: bool = False,
         evaluate_fn: EvaluateFn | None = None,
-        batch_members: bool = True,
+        batch_members: bool | None = None,
     ):
         import ray
 
@@ -155,7 +157,12 @@ class RayRunner(Runner):
             num_cpus=cpus_per_eval, num_gpus=gpus_per_eval, max_retries=max_retries, retry_exceptions=False
         )
         self._fn_ref = ray.put(evaluate_fn or default_evaluate)
-        # compatible requests train as one member-batched model (not with a custom function)
+        # compatible requests train as one member-batched model (not with a custom function);
+        # by default only where that pays: evaluations on a GPU
+        if batch_members is None:
+            from rnnsearch.tasks.batched import grouping_pays
+
+            batch_members = grouping_pays("cuda" if gpus_per_eval > 0 else "cpu")
         self.batch_members = batch_members and evaluate_fn is None
         self._remote_group = ray.remote(_run_group_remote).options(
             num_cpus=cpus_per_eval, num_gpus=gpus_per_eval, max_retries=max_retries, retry_exceptions=False

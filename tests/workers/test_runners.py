@@ -112,8 +112,17 @@ def test_bad_resources_are_refused(ray_local):
         RayRunner(gpus_per_eval=1)
 
 
+def test_grouping_is_on_where_it_pays(ray_local, monkeypatch):
+    monkeypatch.delenv("RNNSEARCH_LOOP", raising=False)
+    with RayRunner() as cpu:  # the native loop on a CPU: one evaluation per task
+        assert not cpu.batch_members and cpu.capacity == 2
+    monkeypatch.setenv("RNNSEARCH_LOOP", "eager")  # the Python step: groups pay
+    with RayRunner() as python_step:
+        assert python_step.batch_members
+
+
 def test_compatible_requests_train_as_one_model(ray_local):
-    runner = RayRunner()  # grouping is on by default
+    runner = RayRunner(batch_members=True)
     assert runner.capacity == 2 * 20
     same = [smoke_request(f"g{i}", task="xml", seed=i, learning_rate=0.2 + 0.1 * i) for i in range(5)]
     other = smoke_request("lone", cell="LSTM", task="memorize")
