@@ -642,19 +642,29 @@ def _forward(f, block_w, weight_w, S, D, saved) -> tuple[str, int, tuple]:
     ]
     loop = ["const int par = t & 1;"]
     loop += [f"const float* xb{i}_t = xb{i} + (size_t)t * {w} * Bn;" for i, w in enumerate(block_w)]
-    loop += fn.pointers() + fn.body()
-    for i, v in enumerate(saved):  # kept values made elsewhere than their slot
+    # kept values made elsewhere than their slot: the step's inputs are copied before its
+    # first multiply (whose barrier then covers the copies), values it makes after the step
+    early, late = [], []
+    for i, v in enumerate(saved):
         r = body.resolve(v)
         if r not in fn.stored:
             at = fn.locate(r)
-            loop.append(f"if (save) rs_copy_nowait(B, n, {at.base()}, {at.ld}, keep{i} + t * Bn, n);")
+            copy = f"if (save) rs_copy_nowait(B, n, {at.base()}, {at.ld}, keep{i} + t * Bn, n);"
+            (early if body.pieces.get(r, (r, 0))[0] in fixed else late).append(copy)
     if not h_in_out:
         h = fn.locate(new[0])
-        loop.append(f"rs_copy_nowait(B, n, {h.base()}, {h.ld}, out + t * Bn, n);")
+        late.append(f"rs_copy_nowait(B, n, {h.base()}, {h.ld}, out + t * Bn, n);")
+    step = fn.body()
+    loop += fn.pointers() + early + step + late
+    # the early copies need a barrier after them within the step: a multiply's, or the end
+    # of an elementwise loop's
+    covered = any(line.startswith(("rs_mm", "#pragma omp for")) for line in step)
     decl, rot = fn.rotate(new, "s", "st")
     states = [f"const float* st{i} = st{i}_in; int st{i}_ld = n;" for i in range(S)]
     final = [f"rs_copy_nowait(B, n, st{i}, st{i}_ld, fs{i}, n);" for i in range(S)]
-    lines += _threaded(fn, weight_w, states + decl, "for (int t = 0; t < T; t++) {", loop, rot, final)
+    lines += _threaded(
+        fn, weight_w, states + decl, "for (int t = 0; t < T; t++) {", loop, rot, final, bool(late) or not covered
+    )
     return "\n".join(lines), fn.work_blocks() + 2 * len(decl), fn.packed_weights(weight_w)[2]
 
 
@@ -707,17 +717,17 @@ def _backward(rev, block_w, weight_w, S, D, saved, unaligned, group_grad) -> tup
     decl, rot = fn.rotate(gs, "gsin", "gs")
     states = [f"const float* gs{i} = gs{i}_in; int gs{i}_ld = n;" for i in range(S)]
     final = [f"rs_copy_nowait(B, n, gs{i}, gs{i}_ld, gS{i}, n);" for i in range(S)]
-    lines += _threaded(fn, weight_w, states + decl, "for (int t = T - 1; t >= 0; t--) {", loop, rot, final)
+    settle = any("rs_copy_nowait" in line for line in loop)
+    lines += _threaded(fn, weight_w, states + decl, "for (int t = T - 1; t >= 0; t--) {", loop, rot, final, settle)
     return "\n".join(lines), fn.work_blocks() + 2 * len(decl), fn.packed_weights(weight_w)[2]
 
 
-def _threaded(fn: _Function, weight_w, private: list[str], head: str, loop: list[str], rot: list[str], final):
+def _threaded(fn: _Function, weight_w, private: list[str], head, loop: list[str], rot: list[str], final, settle):
     """The time loop inside one parallel region: every thread walks all steps (its own
     copy of the pointers), multiplies its share and takes its rows of the elementwise
-    work. A step ends at a barrier when it copied without one (the copies' sources are
-    scratch that a later step reuses)."""
+    work. With ``settle`` a step ends at a barrier: it copied without one after its last
+    multiply, and the copies' sources are scratch that a later step reuses."""
     carve, pack, _ = fn.packed_weights(weight_w)
-    copies = any("rs_copy_nowait" in line for line in loop)
     return [
         *carve,
         "#pragma omp parallel num_threads(rs_threads(nt))",
@@ -727,7 +737,7 @@ def _threaded(fn: _Function, weight_w, private: list[str], head: str, loop: list
         *pack,
         head,
         *loop,
-        *(["#pragma omp barrier"] if copies else []),
+        *(["#pragma omp barrier"] if settle else []),
         *rot,
         "}",
         *final,
