@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 
 import torch
+import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from rnnsearch.cells.cbuild import NativeUnavailable, call, entry, load
@@ -186,9 +187,16 @@ _PRODUCTS = {torch.mm: 2, torch.addmm: 2, torch.bmm: 3, torch.baddbmm: 3}
 _WITH_BIAS = (torch.addmm, torch.baddbmm)
 
 
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear`` as one product over all leading dimensions."""
+    out = _Product.apply(bias, x.reshape(-1, x.shape[-1]), weight.t())
+    return out.view(*x.shape[:-1], weight.shape[0])
+
+
 class fast_products(TorchFunctionMode):  # noqa: N801 - used as a context manager, like torch's modes
     """Within: float32 CPU ``mm``/``addmm``/``bmm``/``baddbmm`` (no ``out=``, alpha or beta)
-    run gemm.c's kernel, gradients too. Elsewhere, and where it does not run, torch's."""
+    and ``F.linear`` run gemm.c's kernel, gradients too. Elsewhere, and where it does not
+    run, torch's."""
 
     def __init__(self):
         super().__init__()
@@ -196,6 +204,9 @@ class fast_products(TorchFunctionMode):  # noqa: N801 - used as a context manage
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if func is F.linear and self.active and not kwargs and args[0].dim() >= 1 and args[1].dim() == 2:
+            if _fits(*(t for t in args if t is not None)):
+                return _linear(*args)
         dim = _PRODUCTS.get(func)
         if dim is not None and self.active and not kwargs:
             bias, a, b = args if func in _WITH_BIAS else (None, *args)

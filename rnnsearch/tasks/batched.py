@@ -22,7 +22,7 @@ from rnnsearch.cells import CellGraph
 from rnnsearch.cells.compiler import compile_members
 from rnnsearch.tasks.api import DIVERGED, FAILED, OK, EvalRequest, EvalResult
 from rnnsearch.tasks.base import Batch, Task
-from rnnsearch.tasks.model import build_layers, loop_for, model_parameter_count, width_for
+from rnnsearch.tasks.model import build_layers, loop_for, model_parameter_count, products_for, width_for
 from rnnsearch.tasks.registry import get_task
 from rnnsearch.tasks.train import _ppl, evaluate, pick_device
 
@@ -72,6 +72,7 @@ class MemberModel(nn.Module):
         self.layers = build_layers(lambda mode: compile_members(graph, n, K, compile=mode), layers, compile)
         self.softmax_weight = nn.Parameter(torch.empty(K, V, n))
         self.softmax_bias = nn.Parameter(torch.empty(K, V))
+        self.products = products_for(self.layers)
 
     def reset_member(self, k: int, init_scale: float, generator: torch.Generator) -> None:
         """The draws of CellModel.reset_parameters, in its order, into member k."""
@@ -94,9 +95,10 @@ class MemberModel(nn.Module):
         for layer, s in zip(self.layers, state, strict=True):
             y, s = layer(y, s)
             new_state.append(s)
-        logits = torch.baddbmm(
-            self.softmax_bias.unsqueeze(1), y.reshape(K, T * B, -1), self.softmax_weight.transpose(1, 2)
-        )
+        with self.products():
+            logits = torch.baddbmm(
+                self.softmax_bias.unsqueeze(1), y.reshape(K, T * B, -1), self.softmax_weight.transpose(1, 2)
+            )
         return logits.view(K, T, B, -1), new_state
 
     def member_state(self, k: int) -> dict[str, torch.Tensor]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 
@@ -11,6 +12,7 @@ from torch import nn
 from rnnsearch.cells import CellGraph, compile_cell
 from rnnsearch.cells.cbuild import NativeUnavailable
 from rnnsearch.cells.compiler import compile_mode
+from rnnsearch.cells.matmul import fast_products
 from rnnsearch.cells.params import parameter_count, width_for_budget
 
 
@@ -44,6 +46,15 @@ def build_layers(make, count: int, compile: bool | str) -> nn.ModuleList:
         return nn.ModuleList(make("eager") for _ in range(count))
 
 
+def products_for(layers: nn.ModuleList):
+    """The scope the model's own products (its softmax) run in: with native layers, that
+    of :func:`~rnnsearch.cells.matmul.fast_products` (the layers' kernel: on PTB the
+    softmax over 10k words is most of a step), else nothing."""
+    if any(getattr(layer, "loop", None) is not None for layer in layers):
+        return fast_products
+    return contextlib.nullcontext
+
+
 class CellModel(nn.Module):
     def __init__(
         self,
@@ -63,6 +74,7 @@ class CellModel(nn.Module):
             lambda mode: compile_cell(graph, hidden_size, name=name, compile=mode), layers, compile
         )
         self.softmax = nn.Linear(hidden_size, vocab_size)
+        self.products = products_for(self.layers)
 
     def reset_parameters(self, init_scale: float, generator: torch.Generator) -> None:
         """Everything U(-s/sqrt(n), s/sqrt(n)), except what a cell's graph says otherwise."""
@@ -83,7 +95,8 @@ class CellModel(nn.Module):
         for layer, s in zip(self.layers, state, strict=True):
             y, s = layer(y, s)
             new_state.append(s)
-        return self.softmax(y), new_state
+        with self.products():
+            return self.softmax(y), new_state
 
 
 def detach_state(state):
