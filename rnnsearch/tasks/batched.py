@@ -31,8 +31,9 @@ def grouping_pays(device: torch.device | str) -> bool:
     """Whether K settings trained as one model beat the same K trained one after another
     on ``device``. Where a run's time goes to per-operation overhead (the Python step: on
     a GPU, or ``RNNSEARCH_LOOP=eager|torch``) one model amortises it. With the native loop
-    on a CPU a run is already bound by its multiplies, at the kernel's speed, and K
-    members' larger working set only slows it (``bench/batched.py``: 0.8-0.9x at K = 20)."""
+    on a CPU a run is already bound by its multiplies, at the kernel's speed: K members
+    together run at about the speed of K runs (``bench/batched.py``: 0.9-1.0x at K = 20 on
+    one thread), and one task per setting keeps every worker busy."""
     return loop_for(torch.device(device)) != "native"
 
 
