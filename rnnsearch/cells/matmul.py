@@ -5,8 +5,9 @@ projection before the loop, its two gradients, the loop weights' gradients after
 large float32 products that torch sends to MKL, which runs its AVX2 code on AMD CPUs.
 On a CPU with AVX-512 these go to gemm.c's kernel instead, threaded with OpenMP over
 torch's thread count. :func:`fast_products` is the scope in which ``torch.mm``,
-``torch.addmm``, ``torch.bmm`` and ``torch.baddbmm`` of float32 CPU tensors do so, with
-their gradients; everything else, and every other machine, runs torch's own.
+``torch.addmm``, ``torch.bmm``, ``torch.baddbmm`` and ``F.linear`` of float32 CPU tensors
+do so, with their gradients (a native layer's ``prepare``, a native model's softmax);
+everything else, and every other machine, runs torch's own.
 """
 
 from __future__ import annotations
