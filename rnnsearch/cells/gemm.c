@@ -39,11 +39,12 @@ static void rs_pack(int K, int N, const float* W, size_t sk, size_t sj, float* P
 #define RS_PACKED 1
 #include <immintrin.h>
 
-/* C[mr, w] (+)= A[mr, kc] @ panel[kc, w]; mr and nv (vectors of 16 columns) are constants
-   after inlining, so the accumulators stay in registers */
+/* C[mr, w] = A[mr, kc] @ panel[kc, w], plus C when acc, else plus Z (row stride szi) when
+   given; mr and nv (vectors of 16 columns) are constants after inlining, so the
+   accumulators stay in registers */
 static inline __attribute__((always_inline)) void rs_tile(const int mr, const int nv, int kc, const float* A,
                                                          size_t sai, size_t sak, const float* P, float* C, int ldc,
-                                                         int w, int acc) {
+                                                         int w, int acc, const float* Z, size_t szi) {
     __m512 c[RS_MR][4];
 #pragma GCC unroll 8
     for (int i = 0; i < mr; i++)
@@ -69,26 +70,30 @@ static inline __attribute__((always_inline)) void rs_tile(const int mr, const in
             const int rem = w - 16 * v;
             const __mmask16 m = rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1u);
             __m512 r = c[i][v];
-            if (acc) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, ci + 16 * v));
+            if (acc)
+                r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, ci + 16 * v));
+            else if (Z)
+                r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, Z + i * szi + 16 * v));
             _mm512_mask_storeu_ps(ci + 16 * v, m, r);
         }
     }
 }
 
 #define RS_CASE(m, v) \
-    case (m) * 8 + (v): rs_tile(m, v, kc, A, sai, sak, P, C, ldc, w, acc); break;
+    case (m) * 8 + (v): rs_tile(m, v, kc, A, sai, sak, P, C, ldc, w, acc, Z, szi); break;
 #define RS_CASES(m) RS_CASE(m, 1) RS_CASE(m, 2) RS_CASE(m, 3) RS_CASE(m, 4)
 
 static void rs_block(int mr, int nv, int kc, const float* A, size_t sai, size_t sak, const float* P, float* C, int ldc,
-                     int w, int acc) {
+                     int w, int acc, const float* Z, size_t szi) {
     switch (mr * 8 + nv) {
         RS_CASES(1) RS_CASES(2) RS_CASES(3) RS_CASES(4) RS_CASES(5) RS_CASES(6)
     }
 }
 
-/* rows i0 <= i < i1 of C[:, panel p] = A @ B (+ C when acc); A(i, k) = A[i * sai + k * sak] */
-static void rs_gemm_panel(int i0, int i1, int N, int K, const float* A, size_t sai, size_t sak, const float* P,
-                          float* C, int ldc, int acc, int p) {
+/* rows i0 <= i < i1 of C[:, panel p] = A @ B, plus C when acc, else plus Z (a row-major
+   [M, N] with row stride szi; 0 broadcasts one row) when given; A(i, k) = A[i * sai + k * sak] */
+static void rs_gemm_panel_z(int i0, int i1, int N, int K, const float* A, size_t sai, size_t sak, const float* P,
+                            float* C, int ldc, int acc, int p, const float* Z, size_t szi) {
     const int j0 = p * RS_NR, w = N - j0 < RS_NR ? N - j0 : RS_NR;
     for (int k0 = 0; k0 < K; k0 += RS_KC) {
         const int kc = K - k0 < RS_KC ? K - k0 : RS_KC;
@@ -96,9 +101,14 @@ static void rs_gemm_panel(int i0, int i1, int N, int K, const float* A, size_t s
         for (int i = i0; i < i1; i += RS_MR) {
             const int mr = i1 - i < RS_MR ? i1 - i : RS_MR;
             rs_block(mr, (w + 15) / 16, kc, A + i * sai + k0 * sak, sai, sak, Pp, C + (size_t)i * ldc + j0, ldc, w,
-                     acc || k0 > 0);
+                     acc || k0 > 0, Z ? Z + i * szi + j0 : NULL, szi);
         }
     }
+}
+
+static void rs_gemm_panel(int i0, int i1, int N, int K, const float* A, size_t sai, size_t sak, const float* P,
+                          float* C, int ldc, int acc, int p) {
+    rs_gemm_panel_z(i0, i1, N, K, A, sai, sak, P, C, ldc, acc, p, NULL, 0);
 }
 
 /* C[M, N] = A @ B (+ C when acc), one thread */

@@ -48,7 +48,7 @@ void rs_matmul(const long long* d, void** ptr) {
     float* C = (float*)ptr[2];
     float* P = (float*)ptr[3];
     const float* Z = (const float*)ptr[4];
-    const int acc = (int)d[12] || Z;
+    const int acc = (int)d[12];
     const int np = (N + RS_NR - 1) / RS_NR, mc = 16 * RS_MR, nmc = (M + mc - 1) / mc;
 #pragma omp parallel num_threads(threads)
     for (int b = 0; b < batch; b++) {
@@ -57,12 +57,13 @@ void rs_matmul(const long long* d, void** ptr) {
 #pragma omp for schedule(dynamic, 1)
         for (int it = 0; it < np * nmc; it++) {
             const int p = it / nmc, i0 = (it % nmc) * mc, i1 = i0 + mc < M ? i0 + mc : M;
-            if (Z) {
-                const int j0 = p * RS_NR, j1 = j0 + RS_NR < N ? j0 + RS_NR : N;
+            if (Z && szj != 1) { /* a bias without unit column stride: written first, then added to */
+                const int j0 = p * RS_NR, w = N - j0 < RS_NR ? N - j0 : RS_NR;
                 for (int i = i0; i < i1; i++)
-                    for (int j = j0; j < j1; j++) C[b * sc0 + (size_t)i * ldc + j] = Z[b * sz0 + i * szi + j * szj];
+                    for (int j = 0; j < w; j++) C[b * sc0 + (size_t)i * ldc + j0 + j] = Z[b * sz0 + i * szi + (j0 + j) * szj];
             }
-            rs_gemm_panel(i0, i1, N, K, A + b * sa0, sai, sak, P, C + b * sc0, ldc, acc, p);
+            const float* z = Z && szj == 1 ? Z + b * sz0 : NULL;
+            rs_gemm_panel_z(i0, i1, N, K, A + b * sa0, sai, sak, P, C + b * sc0, ldc, acc || (Z && szj != 1), p, z, szi);
         }
     }
 }

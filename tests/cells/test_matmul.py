@@ -122,10 +122,10 @@ def test_fast_products_pass_everything_else_to_torch():
     torch.testing.assert_close(scaled, 2 * (a.float() @ a.float().t()))
 
 
-@pytest.mark.parametrize("bias_shape", [(70,), (22, 70), (1, 70)])
+@pytest.mark.parametrize("bias_shape", [(70,), (22, 70), (1, 70), "transposed"])
 def test_product_starts_from_a_bias(bias_shape):
     a, b = torch.randn(22, 200), torch.randn(200, 70)
-    bias = torch.randn(*bias_shape)
+    bias = torch.randn(70, 22).t() if bias_shape == "transposed" else torch.randn(*bias_shape)
     _close(product(a, b, bias=bias), bias + a @ b, 200)
     batched = torch.randn(3, 1, 70)
     _close(product(a.expand(3, 22, 200), b.expand(3, 200, 70), bias=batched), batched + a @ b, 200)
