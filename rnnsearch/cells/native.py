@@ -116,18 +116,19 @@ static void rs_pack_w(int K, int N, const float* W, int ldw, int trans, float* P
 #pragma omp for schedule(static)
     for (int p = 0; p < (N + RS_NR - 1) / RS_NR; p++) rs_pack_panel(K, N, W, sk, sj, P, p);
 }
-/* this thread's share of C[B, m] (+)= A[B, k] @ B[k, m], B packed: panels when there are
-   enough to go round, else rows */
+/* this thread's share of C[B, m] (+)= A[B, k] @ B[k, m], B packed: its rows when each
+   thread gets a full tile of them (measured faster than splitting panels: a thread's
+   accumulators see every panel once per step), else its panels */
 static void rs_share(int tid, int nth, int B, int m, int k, const float* A, int lda, const float* P, float* C, int ldc,
                      int acc) {
 #ifdef RS_PACKED
     const int np = (m + RS_NR - 1) / RS_NR;
-    if (np > 2 * nth) {
-        for (int p = np * tid / nth; p < np * (tid + 1) / nth; p++)
-            rs_gemm_panel(0, B, m, k, A, (size_t)lda, 1, P, C, ldc, acc, p);
-    } else {
+    if (B >= nth * RS_MR) {
         for (int p = 0; p < np; p++)
             rs_gemm_panel(B * tid / nth, B * (tid + 1) / nth, m, k, A, (size_t)lda, 1, P, C, ldc, acc, p);
+    } else {
+        for (int p = np * tid / nth; p < np * (tid + 1) / nth; p++)
+            rs_gemm_panel(0, B, m, k, A, (size_t)lda, 1, P, C, ldc, acc, p);
     }
 #else
     (void)tid; (void)nth; (void)B; (void)m; (void)k; (void)A; (void)lda; (void)P; (void)C; (void)ldc; (void)acc;
