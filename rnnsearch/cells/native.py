@@ -5,13 +5,15 @@ operation per time step; on a cell's small matrices that, not arithmetic, sets t
 speed. This backend takes the generated ``step_save`` and ``step_back`` (the same
 straight-line code the Python path runs, so both paths mean the same thing), translates
 them to C and compiles them with the machine's C compiler: one call runs all T steps,
-each step one BLAS ``sgemm`` per loop matrix multiply (MKL's, from the running torch)
-and one fused, vectorised loop over the elements between two multiplies. The backward
-is one call too; the weight gradients stay one matrix multiply over all steps, in torch.
+each step one matrix multiply per loop weight (gemm.c's AVX-512 kernel on a weight
+packed once per call; BLAS ``sgemm`` from the running torch without AVX-512) and one
+fused, vectorised loop over the elements between two multiplies, all of it threaded
+with OpenMP. The backward is one call too; the weight gradients stay one matrix multiply
+over all steps (rnnsearch.cells.matmul), as do the cell's x-only products in ``prepare``.
 
 float32 on the CPU only: other dtypes and devices run the Python step. A graph whose
 step uses something the translator does not know raises :class:`NativeUnsupported`;
-a machine without a working compiler :class:`NativeUnavailable`.
+a machine without a working compiler :class:`~rnnsearch.cells.cbuild.NativeUnavailable`.
 """
 
 from __future__ import annotations
