@@ -27,7 +27,7 @@ import torch
 
 from rnnsearch.cells.cbuild import call, entry, load
 from rnnsearch.cells.matmul import fast_products, product
-from rnnsearch.cells.scratch import Scratch
+from rnnsearch.cells.scratch import Scratch, keep_freed_memory
 
 if TYPE_CHECKING:
     from rnnsearch.cells.reverse import ReverseEmitter
@@ -763,6 +763,7 @@ class NativeLoop:
         self.forward_c, self.backward_c = entry(lib, "rs_forward"), entry(lib, "rs_backward")
         self.packed = bool(lib.rs_is_packed())
         self.scratch = Scratch()
+        keep_freed_memory()
 
     def __reduce__(self):  # pickled (Ray, copies of a model) as its program; reloaded on arrival
         return (NativeLoop, (self.program,))

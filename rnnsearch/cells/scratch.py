@@ -1,4 +1,4 @@
-"""Scratch memory the native code reuses from call to call.
+"""Scratch memory the native code reuses from call to call, and the process's malloc.
 
 Fresh memory of a loop's sizes (hundreds of KiB) costs page faults on every call, since
 glibc hands freed blocks of that size back to the system; at a small cell's sizes that
@@ -7,6 +7,9 @@ weights, the values a forward keeps for its backward) comes from here instead.
 """
 
 from __future__ import annotations
+
+import ctypes
+import os
 
 import torch
 
@@ -35,3 +38,31 @@ class Scratch:
                 free = self._free.setdefault(t.numel(), [])
                 if len(free) < self.spare:
                     free.append(t)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
+_tuned: list[bool] = []
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc keep freed blocks of up to 32 MiB for reuse (and trim the heap only past
+    128 MiB of free memory), once per process. Native training frees and allocates blocks
+    of hundreds of KiB to a few MiB every step (autograd's outputs and gradients); with
+    glibc's default thresholds many are handed back to the system and faulted in again
+    on the next step, hundreds of page faults a step. Left alone where the process set its
+    own (``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_``) and off glibc. Returns
+    whether it is in force."""
+    if _tuned:
+        return _tuned[0]
+    done = False
+    if not any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
+        try:
+            libc = ctypes.CDLL(None)
+            if hasattr(libc, "gnu_get_libc_version"):
+                done = bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(
+                    libc.mallopt(_M_TRIM_THRESHOLD, 128 << 20)
+                )
+        except (OSError, AttributeError):
+            done = False
+    _tuned.append(done)
+    return done

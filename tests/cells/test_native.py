@@ -4,6 +4,10 @@ outputs, final states and every gradient, for every zoo cell and 120 random grap
 
 import dataclasses
 import math
+import os
+import platform
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -229,3 +233,16 @@ def test_without_a_compiler_models_fall_back_to_the_python_step(tmp_path, monkey
 def test_unknown_compile_mode_is_refused():
     with pytest.raises(ValueError, match="compile must be one of"):
         compile_cell(zoo.get("GRU"), 4, compile="fast")
+
+
+def _freed_memory_kept(env: dict) -> str:
+    code = "from rnnsearch.cells.scratch import keep_freed_memory; print(keep_freed_memory())"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
+def test_native_processes_keep_freed_memory_unless_told_otherwise():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    assert _freed_memory_kept(env) == "True"
+    assert _freed_memory_kept({**env, "MALLOC_TRIM_THRESHOLD_": "1000000"}) == "False"  # the user's own tuning stays
