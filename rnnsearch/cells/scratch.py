@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ctypes
 import os
+import threading
+from collections import OrderedDict
 
 import torch
 
@@ -17,27 +19,32 @@ import torch
 class Scratch:
     """Float32 CPU buffers by size: ``take`` one (its contents are garbage), ``give`` it
     back when done. At most ``spare`` of each size wait (the member-batched loop keeps one
-    per member at once)."""
+    per member at once), and buffers of at most ``sizes`` sizes: where sequence lengths
+    vary (arithmetic), the sizes given back least recently are let go."""
 
-    def __init__(self, spare: int = 64):
-        self.spare = spare
-        self._free: dict[int, list[torch.Tensor]] = {}
+    def __init__(self, spare: int = 64, sizes: int = 16):
+        self.spare, self.sizes = spare, sizes
+        self._free: OrderedDict[int, list[torch.Tensor]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def take(self, numel: int) -> torch.Tensor:
-        free = self._free.get(numel)
-        if free:
-            try:
+        with self._lock:
+            free = self._free.get(numel)
+            if free:
                 return free.pop()
-            except IndexError:  # another thread took the last one
-                pass
         return torch.empty(numel, dtype=torch.float32)
 
     def give(self, *tensors: torch.Tensor | None) -> None:
-        for t in tensors:
-            if t is not None:
+        with self._lock:
+            for t in tensors:
+                if t is None:
+                    continue
                 free = self._free.setdefault(t.numel(), [])
+                self._free.move_to_end(t.numel())
                 if len(free) < self.spare:
                     free.append(t)
+            while len(self._free) > self.sizes:
+                self._free.popitem(last=False)
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h

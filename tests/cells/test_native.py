@@ -246,3 +246,14 @@ def test_native_processes_keep_freed_memory_unless_told_otherwise():
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     assert _freed_memory_kept(env) == "True"
     assert _freed_memory_kept({**env, "MALLOC_TRIM_THRESHOLD_": "1000000"}) == "False"  # the user's own tuning stays
+
+
+def test_scratch_lets_go_of_sizes_no_longer_used():
+    from rnnsearch.cells.scratch import Scratch
+
+    pool = Scratch(sizes=3)
+    for numel in range(10, 20):  # sequence lengths that vary from batch to batch
+        pool.give(pool.take(numel))
+    assert sorted(pool._free) == [17, 18, 19]
+    kept = pool._free[19][0]
+    assert pool.take(19) is kept  # a size still in use is reused
