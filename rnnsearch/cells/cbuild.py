@@ -8,6 +8,7 @@ source, flags and CPU, and loaded with ctypes.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import shutil
@@ -35,6 +36,7 @@ def cache_dir() -> Path:
     return Path(root) / "native"
 
 
+@functools.cache
 def _machine_tag() -> str:
     """-march=native code must not be shared between different CPUs (a shared home)."""
     try:

@@ -117,3 +117,12 @@ static void rs_gemm(int M, int N, int K, const float* A, size_t sai, size_t sak,
     for (int p = 0; p * RS_NR < N; p++) rs_gemm_panel(0, M, N, K, A, sai, sak, P, C, ldc, acc, p);
 }
 #endif
+
+/* 1 where the kernel runs (AVX-512, RS_BLAS not defined), else 0: callers use BLAS */
+int rs_is_packed(void) {
+#ifdef RS_PACKED
+    return 1;
+#else
+    return 0;
+#endif
+}

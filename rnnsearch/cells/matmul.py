@@ -12,7 +12,9 @@ everything else, and every other machine, runs torch's own.
 
 from __future__ import annotations
 
-import threading
+import contextlib
+import functools
+from importlib import resources
 
 import torch
 import torch.nn.functional as F
@@ -21,15 +23,10 @@ from torch.overrides import TorchFunctionMode
 from rnnsearch.cells.cbuild import NativeUnavailable, call, entry, load
 from rnnsearch.cells.scratch import Scratch
 
-_ENTRY = r"""
-int rs_packed(void) {
-#ifdef RS_PACKED
-    return 1;
-#else
-    return 0;
-#endif
-}
+# gemm.c, beside this file: the kernel this library and every native loop include
+KERNEL_SOURCE = (resources.files(__package__) / "gemm.c").read_text()
 
+_ENTRY = r"""
 #ifdef RS_PACKED
 /* C[b] = A[b] @ B[b] (+ C[b] when acc, + Z[b] when Z is given) for b < batch; d: batch, M,
    N, K, the strides of A (batch, row, column), of B (batch, row, column), C's (batch,
@@ -70,28 +67,22 @@ void rs_matmul(const long long* d, void** ptr) {
 #endif
 """
 
-_lock = threading.Lock()
-_kernel: list = []  # [rs_matmul or None], once loaded
 _scratch = Scratch(spare=4)
 
 
+def packed_floats(K: int, N: int) -> int:
+    """Floats a packed [K, N] right-hand side takes (gemm.c's ``rs_packed_floats``)."""
+    return -(-N // 64) * 64 * K
+
+
+@functools.cache
 def _matmul_fn():
     """gemm.c's threaded entry, or None where it does not run (no AVX-512, no compiler)."""
-    if not _kernel:
-        with _lock:
-            if not _kernel:
-                from importlib import resources
-
-                source = (resources.files("rnnsearch.cells") / "gemm.c").read_text() + _ENTRY
-                fn = None
-                try:
-                    lib = load(source, prefix="matmul", flags=("-fopenmp",))
-                    if lib.rs_packed():
-                        fn = entry(lib, "rs_matmul")
-                except NativeUnavailable:
-                    fn = None
-                _kernel.append(fn)
-    return _kernel[0]
+    try:
+        lib = load(KERNEL_SOURCE + _ENTRY, prefix="matmul", flags=("-fopenmp",))
+    except NativeUnavailable:
+        return None
+    return entry(lib, "rs_matmul") if lib.rs_is_packed() else None
 
 
 def available() -> bool:
@@ -150,7 +141,7 @@ def product(
         torch.get_num_threads(),
         *((0, 0, 0) if z3 is None else z3.stride()),
     ]
-    packed = _scratch.take(-(-N // 64) * 64 * K)  # gemm.c's rs_packed_floats
+    packed = _scratch.take(packed_floats(K, N))
     call(fn, dims, [a3, b3, o3, packed, z3])
     _scratch.give(packed)
     return out
@@ -195,22 +186,14 @@ def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = N
     return out.view(*x.shape[:-1], weight.shape[0])
 
 
-class fast_products(TorchFunctionMode):  # noqa: N801 - used as a context manager, like torch's modes
-    """Within: float32 CPU ``mm``/``addmm``/``bmm``/``baddbmm`` (no ``out=``, alpha or beta)
-    and ``F.linear`` run gemm.c's kernel, gradients too. Elsewhere, and where it does not
-    run, torch's."""
-
-    def __init__(self):
-        super().__init__()
-        self.active = available()
-
+class _FastProducts(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func is F.linear and self.active and not kwargs and args[0].dim() >= 1 and args[1].dim() == 2:
+        if func is F.linear and not kwargs and args[0].dim() >= 1 and args[1].dim() == 2:
             if _fits(*(t for t in args if t is not None)):
                 return _linear(*args)
         dim = _PRODUCTS.get(func)
-        if dim is not None and self.active and not kwargs:
+        if dim is not None and not kwargs:
             bias, a, b = args if func in _WITH_BIAS else (None, *args)
             operands = (a, b) if bias is None else (bias, a, b)
             if a.dim() == dim and b.dim() == dim and _fits(*operands):
@@ -218,4 +201,11 @@ class fast_products(TorchFunctionMode):  # noqa: N801 - used as a context manage
         return func(*args, **kwargs)
 
 
-__all__ = ["available", "fast_products", "product"]
+def fast_products() -> contextlib.AbstractContextManager:
+    """A scope in which float32 CPU ``mm``/``addmm``/``bmm``/``baddbmm`` (no ``out=``, alpha
+    or beta) and ``F.linear`` run gemm.c's kernel, gradients too; everything else runs
+    torch's. Where the kernel does not run, an empty scope."""
+    return _FastProducts() if available() else contextlib.nullcontext()
+
+
+__all__ = ["KERNEL_SOURCE", "available", "fast_products", "packed_floats", "product"]

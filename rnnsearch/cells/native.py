@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
-from importlib import resources
 from typing import TYPE_CHECKING
 
 import torch
 
 from rnnsearch.cells.cbuild import call, entry, load
-from rnnsearch.cells.matmul import fast_products, product
+from rnnsearch.cells.matmul import KERNEL_SOURCE, fast_products, packed_floats, product
 from rnnsearch.cells.scratch import Scratch, keep_freed_memory
 
 if TYPE_CHECKING:
@@ -104,13 +103,6 @@ static float* rs_weight(float** area, int K, int N) {
     return NULL;
 #endif
 }
-int rs_is_packed(void) {
-#ifdef RS_PACKED
-    return 1;
-#else
-    return 0;
-#endif
-}
 /* P <- W[K, N] (row stride ldw), or W^T when trans; the threads share the panels */
 static void rs_pack_w(int K, int N, const float* W, int ldw, int trans, float* P) {
     if (!P) return;
@@ -170,7 +162,7 @@ static void rs_copy(int B, int n, const float* src, int lds, float* dst, int ldd
 }
 """
 
-_PRELUDE = (resources.files("rnnsearch.cells") / "gemm.c").read_text() + _RUNTIME
+_PRELUDE = KERNEL_SOURCE + _RUNTIME
 
 _UNARY_C = {"sigmoid": "rs_sigmoid", "tanh": "rs_tanh", "relu": "rs_relu"}
 _BACK_C = {"_tanh_backward": "rs_tanh_back", "_sigmoid_backward": "rs_sigmoid_back", "_relu_backward": "rs_relu_back"}
@@ -569,8 +561,8 @@ class LoopProgram:
     bwd_packs: tuple[tuple[int, int], ...]
 
     def pack_floats(self, packs: tuple[tuple[int, int], ...], n: int) -> int:
-        """Memory the loop packs its weights into (gemm.c's rs_packed_floats)."""
-        return sum(-(-N * n // 64) * 64 * K * n for K, N in packs)
+        """Memory the loop packs its weights into."""
+        return sum(packed_floats(K * n, N * n) for K, N in packs)
 
     def split(self, tensors):
         """(blocks, states, params) from the flat argument list the loops take."""
@@ -657,18 +649,15 @@ def _forward(f, block_w, weight_w, S, D, saved) -> tuple[str, int, tuple]:
     if not h_in_out:
         h = fn.locate(new[0])
         late.append(f"rs_copy_nowait(B, n, {h.base()}, {h.ld}, out + t * Bn, n);")
-    step = fn.body()
-    loop += fn.pointers() + early + step + late
-    # the early copies need a barrier after them within the step: a multiply's, or the end
-    # of an elementwise loop's
-    covered = any(line.startswith(("rs_mm", "#pragma omp for")) for line in step)
+    loop += fn.pointers() + early + fn.body() + late
+    # the early copies need a barrier after them within the step: every statement of the
+    # body ends at one (a multiply's, or an elementwise loop's end)
+    settle = bool(late) or not body.stmts
     decl, rot = fn.rotate(new, "s", "st")
     states = [f"const float* st{i} = st{i}_in; int st{i}_ld = n;" for i in range(S)]
     final = [f"rs_copy_nowait(B, n, st{i}, st{i}_ld, fs{i}, n);" for i in range(S)]
-    lines += _threaded(
-        fn, weight_w, states + decl, "for (int t = 0; t < T; t++) {", loop, rot, final, bool(late) or not covered
-    )
-    return "\n".join(lines), fn.work_blocks() + 2 * len(decl), fn.packed_weights(weight_w)[2]
+    region, packs = _threaded(fn, weight_w, states + decl, "for (int t = 0; t < T; t++) {", loop, rot, final, settle)
+    return "\n".join(lines + region), fn.work_blocks() + 2 * len(decl), packs
 
 
 def _backward(rev, block_w, weight_w, S, D, saved, unaligned, group_grad) -> tuple[str, int, tuple]:
@@ -720,17 +709,19 @@ def _backward(rev, block_w, weight_w, S, D, saved, unaligned, group_grad) -> tup
     decl, rot = fn.rotate(gs, "gsin", "gs")
     states = [f"const float* gs{i} = gs{i}_in; int gs{i}_ld = n;" for i in range(S)]
     final = [f"rs_copy_nowait(B, n, gs{i}, gs{i}_ld, gS{i}, n);" for i in range(S)]
-    settle = any("rs_copy_nowait" in line for line in loop)
-    lines += _threaded(fn, weight_w, states + decl, "for (int t = T - 1; t >= 0; t--) {", loop, rot, final, settle)
-    return "\n".join(lines), fn.work_blocks() + 2 * len(decl), fn.packed_weights(weight_w)[2]
+    settle = any(d != "None" for d in dg)  # the diagonals' gradients were copied without a barrier
+    head = "for (int t = T - 1; t >= 0; t--) {"
+    region, packs = _threaded(fn, weight_w, states + decl, head, loop, rot, final, settle)
+    return "\n".join(lines + region), fn.work_blocks() + 2 * len(decl), packs
 
 
 def _threaded(fn: _Function, weight_w, private: list[str], head, loop: list[str], rot: list[str], final, settle):
     """The time loop inside one parallel region: every thread walks all steps (its own
     copy of the pointers), multiplies its share and takes its rows of the elementwise
     work. With ``settle`` a step ends at a barrier: it copied without one after its last
-    multiply, and the copies' sources are scratch that a later step reuses."""
-    carve, pack, _ = fn.packed_weights(weight_w)
+    multiply, and the copies' sources are scratch that a later step reuses. Returns the
+    lines and the packed weights' shapes."""
+    carve, pack, shapes = fn.packed_weights(weight_w)
     return [
         *carve,
         "#pragma omp parallel num_threads(rs_threads(nt))",
@@ -746,10 +737,17 @@ def _threaded(fn: _Function, weight_w, private: list[str], head, loop: list[str]
         *final,
         "}",
         "}",
-    ]
+    ], shapes
 
 
 # -- the Python side --------------------------------------------------------------------
+def _prepare(cell, x_seq: torch.Tensor):
+    """The cell's x-only work for the whole sequence, its products through gemm.c's kernel
+    where it runs: (blocks, loop parameters)."""
+    with fast_products():
+        return cell.prepare(x_seq)
+
+
 class NativeLoop:
     """Runs a layer in C: ``loop(cell, x_seq, state) -> (outputs, state)``.
 
@@ -776,10 +774,8 @@ class NativeLoop:
         return x.device.type == "cpu" and x.dtype == torch.float32
 
     def __call__(self, cell, x_seq: torch.Tensor, state):
-        """The layer: the cell's ``prepare`` (its sequence-wide products through gemm.c's
-        kernel where it runs), then the C loop."""
-        with fast_products():
-            blocks, params = cell.prepare(x_seq)
+        """The layer: the cell's ``prepare``, then the C loop."""
+        blocks, params = _prepare(cell, x_seq)
         T = x_seq.shape[0]
         tensors = (*blocks, *state, *params)
         if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
@@ -875,8 +871,7 @@ class NativeMemberLoop:
     accepts = staticmethod(NativeLoop.accepts)
 
     def __call__(self, cell, x_seq: torch.Tensor, state):
-        with fast_products():
-            blocks, params = cell.prepare(x_seq)
+        blocks, params = _prepare(cell, x_seq)
         T = x_seq.shape[1]
         tensors = (*blocks, *state, *params)
         if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):

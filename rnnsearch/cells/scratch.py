@@ -9,6 +9,7 @@ weights, the values a forward keeps for its backward) comes from here instead.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import threading
 from collections import OrderedDict
@@ -48,9 +49,9 @@ class Scratch:
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
-_tuned: list[bool] = []
 
 
+@functools.cache
 def keep_freed_memory() -> bool:
     """Have glibc keep freed blocks of up to 32 MiB for reuse (and trim the heap only past
     128 MiB of free memory), once per process. Native training frees and allocates blocks
@@ -59,17 +60,12 @@ def keep_freed_memory() -> bool:
     on the next step, hundreds of page faults a step. Left alone where the process set its
     own (``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_``) and off glibc. Returns
     whether it is in force."""
-    if _tuned:
-        return _tuned[0]
-    done = False
-    if not any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
-        try:
-            libc = ctypes.CDLL(None)
-            if hasattr(libc, "gnu_get_libc_version"):
-                done = bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(
-                    libc.mallopt(_M_TRIM_THRESHOLD, 128 << 20)
-                )
-        except (OSError, AttributeError):
-            done = False
-    _tuned.append(done)
-    return done
+    if any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+    except OSError:
+        return False
+    if not hasattr(libc, "gnu_get_libc_version"):
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 128 << 20))
