@@ -1,6 +1,7 @@
 """Canonical form and hash: the identity of a cell in the database.
 
-The canonical form drops no-ops (``identity``), merges parameter-free nodes that compute
+The canonical form drops no-ops (``identity``), folds trivial algebra (``1 * v`` is ``v``,
+``tanh(1)`` a number: :mod:`rnnsearch.cells.fold`), merges parameter-free nodes that compute
 the same thing from the same operands, orders commuting operands, and renames internal
 nodes deterministically. The hash is networkx's Weisfeiler-Lehman hash over op and slot
 labels; on a hash hit, :func:`same_cell` confirms with an isomorphism check.
@@ -14,6 +15,7 @@ import warnings
 
 import networkx as nx
 
+from rnnsearch.cells.fold import fold_constants
 from rnnsearch.cells.graph import SCHEMA_VERSION, CellGraph
 from rnnsearch.cells.ops import OPS
 
@@ -88,11 +90,25 @@ def isomorphic_canonical(ca: CellGraph, cb: CellGraph) -> bool:
 
 
 def canonicalize(graph: CellGraph) -> CellGraph:
-    """The canonical form of a validated copy of ``graph``."""
+    """The canonical form of a validated copy of ``graph``. Raises
+    :class:`~rnnsearch.cells.graph.CellGraphError` for a graph whose output folds to a
+    number."""
     g = graph.copy().validate()
+    simplify(g)
+    return _renamed(g)
+
+
+def simplify(g: CellGraph) -> bool:
+    """Drop identities, merge equal parameter-free nodes and fold constants, in place and
+    keeping node names (the canonical form renames after this). True if anything changed."""
+    size = (len(g), g.g.number_of_edges())
     _drop_identities(g)
     _merge_duplicates(g)
-    return _renamed(g)
+    folded = False
+    while fold_constants(g):  # a fold can make two nodes equal (x - x once merged), and back
+        folded = True
+        _merge_duplicates(g)
+    return folded or size != (len(g), g.g.number_of_edges())
 
 
 def _drop_identities(g: CellGraph) -> None:

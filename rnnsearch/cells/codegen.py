@@ -114,23 +114,6 @@ def _resolve(plan: _Plan, n: str) -> str:
     return n
 
 
-def _fold(op: str, vals: list[float]) -> float:
-    if op == "tanh":
-        return math.tanh(vals[0])
-    if op == "sigmoid":
-        v = vals[0]
-        return 1.0 / (1.0 + math.exp(-v)) if v >= 0 else math.exp(v) / (1.0 + math.exp(v))
-    if op == "relu":
-        return max(vals[0], 0.0)
-    if op == "add":
-        return vals[0] + vals[1]
-    if op == "sub":
-        return vals[0] - vals[1]
-    if op == "mul":
-        return vals[0] * vals[1]
-    raise AssertionError(op)
-
-
 def _analyse(graph: CellGraph) -> _Plan:
     order = graph.topological()
     plan = _Plan(graph, order, {n: i for i, n in enumerate(order)})
@@ -151,7 +134,7 @@ def _analyse(graph: CellGraph) -> _Plan:
             plan.value[n] = float(graph.full_attrs(n)["value"])
         elif kinds <= {"const"} and not OPS[op].learned:
             plan.kind[n] = "const"
-            folded = _fold(op, [plan.value[u] for u in operands])
+            folded = OPS[op].scalar(*[plan.value[u] for u in operands])
             plan.value[n] = folded if math.isfinite(folded) else 0.0
         elif kinds & {"input", "loop"}:
             plan.kind[n] = "loop"

@@ -160,12 +160,13 @@ def mutate(graph: CellGraph, rng: np.random.Generator, max_tries: int = 100) -> 
     for _ in range(max_tries):
         try:
             child, applied = mutate_once(graph, rng)
+            child_hash = canonical_hash(child)  # raises for an output that folds to a number
         except CellGraphError:
             continue
         size = len(child.internal_nodes())
         if not applied or size == 0 or size > MAX_INTERNAL_NODES:  # 0: h_next = h, a dead end
             continue
-        if canonical_hash(child) == parent_hash:
+        if child_hash == parent_hash:
             continue
         return child, applied
     raise MutationFailed(f"no valid mutation of the graph in {max_tries} draws")

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnsearch.cells.canonical import canonicalize
 from rnnsearch.cells.graph import CellGraph, CellGraphError
 
 _UNARY = ["tanh", "sigmoid", "relu", "linear", "diag", "identity"]
 _BINARY = ["add", "sub", "mul"]
 
 
-def random_graph(seed: int, max_nodes: int = 14) -> CellGraph:
+def random_graph(seed: int, max_nodes: int = 14, with_constants: bool = False) -> CellGraph:
+    """A valid graph whose canonical form exists; ``with_constants`` draws more constants,
+    zeros and ones among them (what folding removes)."""
     rng = np.random.default_rng(seed)
+    p_const, values = (0.3, [0.0, 1.0, 0.5, 2.0]) if with_constants else (0.08, [0.5, 1.0, 2.0])
     while True:
         states = ("h", "c") if rng.random() < 0.4 else ("h",)
         g = CellGraph(states)
@@ -20,21 +24,22 @@ def random_graph(seed: int, max_nodes: int = 14) -> CellGraph:
             if rng.random() < 0.45:
                 op = str(rng.choice(_BINARY))
                 ins = [str(rng.choice(pool)), str(rng.choice(pool))]
-            elif rng.random() < 0.08:
+            elif rng.random() < p_const:
                 op, ins = "const", []
             else:
                 op = str(rng.choice(_UNARY))
                 k = int(rng.integers(1, 4)) if op == "linear" else 1
                 ins = [str(rng.choice(pool)) for _ in range(k)]
-            attrs = {"value": float(rng.choice([0.5, 1.0, 2.0]))} if op == "const" else {}
+            attrs = {"value": float(rng.choice(values))} if op == "const" else {}
             pool.append(g.add(op, *ins, **attrs))
         internal = pool[len(g.inputs) :]
         for s in states:
             g.set_output(s, str(rng.choice(internal)))
         try:
-            return g.validate()
+            canonicalize(g.validate())
+            return g
         except CellGraphError:
-            continue  # e.g. an output that only reads constants: draw again
+            continue  # e.g. an output that only reads constants, or folds to one: draw again
 
 
 def relabelled(g: CellGraph, seed: int) -> CellGraph:

@@ -5,6 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rnnsearch.cells import CellGraph, CellGraphError, canonical_hash, canonicalize, same_cell, zoo
+from rnnsearch.cells.canonical import simplify
 from rnnsearch.cells.formula import formula
 
 from .randgraph import random_graph, relabelled
@@ -18,6 +19,13 @@ def _simple() -> CellGraph:
     a = g.add("linear", "x", "h", name="a")
     g.set_output("h", g.add("tanh", a, name="t"))
     return g
+
+
+def _folds(g: CellGraph) -> bool:
+    try:
+        return simplify(g.copy())
+    except CellGraphError:
+        return True
 
 
 @pytest.mark.parametrize(
@@ -150,6 +158,8 @@ def test_changing_an_op_changes_the_hash(seed, pick):
     h = g.copy()
     h.g.nodes[node]["op"] = swaps[g.op(node)]
     h.validate()
+    if _folds(h):
+        return  # e.g. x - 0 for x + 0: the same cell once folded (test_fold.py)
     assert not same_cell(g, h)
     assert canonical_hash(g) != canonical_hash(h)
 
@@ -177,9 +187,9 @@ def test_hash_equality_is_isomorphism_for_sub_slots_and_rewiring(seed, pick, src
         h.g.remove_edge(u, v, key)
         h.g.add_edge(new_src, v, slot=slot)
     try:
-        h.validate()
+        canonicalize(h.validate())
     except CellGraphError:
-        return
+        return  # invalid, or an output that folds to a number
     # Two graphs hash alike exactly when they are the same cell (isomorphic canonical forms).
     assert (canonical_hash(g) == canonical_hash(h)) == same_cell(g, h)
 
