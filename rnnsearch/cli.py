@@ -562,6 +562,74 @@ def study_cmd(
         typer.echo(f"wrote {plot_study(frame, png)}", err=True)
 
 
+@app.command("calibrate")
+def calibrate_cmd(
+    preset: str = typer.Option("laptop", "--preset", help="the preset to measure: smoke, laptop or paper"),
+    tasks: str = typer.Option(
+        "memorize,arithmetic,xml,ptb", "--tasks", help="comma-separated; memorize measures the filter"
+    ),
+    seeds: int = typer.Option(3, "--seeds", min=1, max=100, help="replicates: each a new draw of settings and seeds"),
+    reference_budget: float = typer.Option(
+        10.0,
+        "--reference-budget",
+        min=0.0,
+        max=1000.0,
+        help="train each cell's best setting again at this many times the steps, for rho (0: skip)",
+    ),
+    mutants: int = typer.Option(3, "--mutants", min=0, max=20, help="fixed random mutants added to the panel"),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**31 - 1, help="seed for the settings and the training"),
+    name: str | None = typer.Option(
+        None, "--name", help="the calibration's name (default calibrate-PRESET); an existing name resumes it"
+    ),
+    db: str | None = typer.Option(
+        None, "--db", envvar="RNNSEARCH_DB", help="database URL (default sqlite:///rnnsearch.db)"
+    ),
+    fmt: str = typer.Option("table", "--format", help="table or json"),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray)"),
+    local: bool = typer.Option(False, "--local", help="run in this process, one at a time"),
+    cpus_per_eval: float = typer.Option(1.0, "--cpus-per-eval", min=0.01, help="CPUs per evaluation"),
+) -> None:
+    """Measure how well a preset tells known-good cells (GRU, LSTM-b, MUT1) from known-bad
+    ones (Tanh, LSTM-f): separation, agreement with a longer budget, cost, and how often
+    good cells pass the memorize filter. Resumable: a second run adds nothing."""
+    from rnnsearch.analysis.calibration import calibration, text_report, to_json
+    from rnnsearch.db import Store
+    from rnnsearch.search.calibrate import calibration_config
+    from rnnsearch.search.display import SearchDisplay
+
+    if fmt not in ("table", "json"):
+        raise UserError(f"unknown --format {fmt!r}: use table or json")
+    name = name or f"calibrate-{preset}"
+    config = calibration_config(
+        name,
+        preset,
+        tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
+        replicates=seeds,
+        reference_budget=reference_budget,
+        mutants=mutants,
+        seed=seed,
+    )
+    store = Store(_db_url(db))
+    runner = _make_runner(local, address, cpus_per_eval, 0.0, None, False, False, None)
+    view = _run_controller(
+        store, runner, config, SearchDisplay(), "interrupted: run the same command again to finish the calibration"
+    )
+    result = calibration(store, name, cpus_per_eval=cpus_per_eval)
+    store.close()
+    typer.echo(
+        f"calibration {name}: {sum(view.finished.values())} evaluations this run, {view.elapsed_s:,.0f}s"
+        + (f" ({view.stopping})" if view.stopping else ""),
+        err=True,
+    )
+    if fmt == "json":
+        import json
+
+        typer.echo(json.dumps(to_json(result), indent=1))
+    else:
+        for line in text_report(result):
+            typer.echo(line)
+
+
 def zoo_names() -> set[str]:
     from rnnsearch.cells import zoo
 
@@ -611,6 +679,11 @@ def db_status_cmd(db: str | None = DB_OPTION) -> None:
             counts = store.status_counts(search.id)
             summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no evaluations"
             typer.echo(f"search    {search.name} [{search.status}]: {summary}")
+            stages = store.stage_counts(search.id)
+            if stages:
+                from rnnsearch.search.display import stage_summary
+
+                typer.echo(f"          candidates {sum(stages.values())}: {stage_summary(stages)}")
 
 
 def _current_revision(engine, url: str) -> str | None:

@@ -193,8 +193,10 @@ class Store:
         parent_id: int | None = None,
         mutation_ops: Iterable[Any] = (),
         search_id: int | None = None,
+        stage: str = "new",
     ) -> tuple[ArchitectureInfo, bool]:
-        """Find ``graph`` by canonical identity, or add it; returns (architecture, created)."""
+        """Find ``graph`` by canonical identity, or add it (at ``stage``); returns
+        (architecture, created)."""
         from rnnsearch.cells import canonicalize, formula
         from rnnsearch.cells.canonical import hash_canonical, isomorphic_canonical
 
@@ -217,7 +219,7 @@ class Store:
                 origin=origin,
                 parent_id=parent_id,
                 mutation_ops=list(mutation_ops),
-                stage="new",
+                stage=stage,
                 states=len(canon.states),
                 params_per_unit2=n2,
                 params_per_unit=n1,
@@ -398,6 +400,17 @@ class Store:
             if search_id is not None:
                 q = q.where(Evaluation.search_id == search_id)
             return {status: n for status, n in s.execute(q)}
+
+    @_retrying
+    def stage_counts(self, search_id: int) -> dict[str, int]:
+        """The candidates a search made by mutation, by the last stage each reached."""
+        with self.session() as s:
+            q = (
+                select(Architecture.stage, func.count())
+                .where(Architecture.first_search_id == search_id, Architecture.origin == "mutation")
+                .group_by(Architecture.stage)
+            )
+            return {stage: n for stage, n in s.execute(q)}
 
     @_retrying
     def weights(self, evaluation_id: int) -> bytes | None:

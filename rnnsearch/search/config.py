@@ -67,23 +67,34 @@ class SearchConfig:
     eval_max_seconds: float | None = None  # caps each evaluation's training time in a search
     eval_max_steps: dict[str, int] = field(default_factory=dict)  # per task: steps, not seconds, so results repeat
     keep_weights: bool = False  # store the trained cell weights of every evaluation
-    kind: str = "search"  # "study": no mutations; every seed gets the same settings
+    kind: str = "search"  # "study": no mutations; every seed gets the same settings; "calibration": see below
     seed_graphs: dict[str, str] = field(default_factory=dict)  # seeds that are not zoo cells: name -> graph JSON
     budget: SearchBudget = field(default_factory=SearchBudget)
+    # a calibration is a study run ``replicates`` times (each on its own draw of settings),
+    # then each cell's best setting per task trained again at ``reference_budget`` times
+    # the steps (0: no reference); memorize may be one of its tasks
+    replicates: int = 1
+    reference_budget: float = 0.0
 
     def __post_init__(self) -> None:
         get_preset(self.preset)
         if not self.tasks:
             raise UserError("--tasks is empty")
         for t in self.tasks:
+            if t == "memorize" and self.kind == "calibration":
+                continue
             if t not in TASKS or t == "memorize":
                 raise UserError(f"unknown search task {t!r} (use arithmetic, xml, ptb)")
         if len(set(self.tasks)) != len(self.tasks):
             raise UserError("--tasks names a task twice")
         if "GRU" not in self.seeds:
             raise UserError("the GRU must be among the seeds: it is the yardstick of fitness")
-        if self.kind not in ("search", "study"):
+        if self.kind not in ("search", "study", "calibration"):
             raise UserError(f"unknown kind {self.kind!r}")
+        if self.replicates < 1 or self.replicates > 100:
+            raise UserError("--seeds must be between 1 and 100")
+        if self.reference_budget and not 1 <= self.reference_budget <= 1000:
+            raise UserError("--reference-budget must be 0 (none) or between 1 and 1000")
         if not 0 <= self.mutate_probability <= 1:
             raise UserError("--mutate must be between 0 and 1")
         for name in ("population", "settings_per_task", "baseline_settings", "memorize_settings"):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnnsearch.cells import CellGraph, zoo
+from rnnsearch.cells.degenerate import degeneracy
 from rnnsearch.db import AlreadyRecorded, ArchitectureInfo, EvaluationInfo, NewEvaluation, Store
 from rnnsearch.errors import UserError
 from rnnsearch.search.config import SearchConfig
@@ -36,8 +37,16 @@ OTHER = "other_tasks"
 COMPLETE = "complete"
 FILTERED = "filtered_memorize"
 STOPPED = "stopped_task1"
-IN_PROGRESS = (SEED, MEMORIZE, TASK1, OTHER)
+DEGENERATE = "degenerate"  # refused before training (rnnsearch.cells.degenerate)
+REFERENCE = "reference"  # a calibration's long runs
+IN_PROGRESS = (SEED, MEMORIZE, TASK1, OTHER, REFERENCE)
 REEVAL = "reeval"
+
+
+def replicate_stage(r: int) -> str:
+    """The stage of a calibration's evaluations of replicate ``r`` (its own draw of settings)."""
+    return f"replicate:{r}"
+
 
 _TASK_INDEX = {"memorize": 0, "arithmetic": 1, "xml": 2, "ptb": 3}
 
@@ -147,6 +156,9 @@ class Controller:
             stages = seen.get(arch_id, set()) - {REEVAL}
             if arch_id in self.seed_ids:
                 stage = SEED
+            elif arch.stage == DEGENERATE and arch.first_search_id == s.id:
+                self.stage[arch_id] = DEGENERATE
+                continue
             elif arch.origin == "mutation" and (stages or arch.first_search_id == s.id):
                 stage = OTHER if OTHER in stages else TASK1 if TASK1 in stages else MEMORIZE
                 if arch.first_search_id == s.id:
@@ -199,7 +211,7 @@ class Controller:
         arch = self.arch[arch_id]
         # a study gives every cell the very same settings (common random numbers); a search
         # draws per architecture
-        who = 0 if self.config.kind == "study" else int(arch.hash[:12], 16)
+        who = 0 if self.config.kind in ("study", "calibration") else int(arch.hash[:12], 16)
         rng = np.random.default_rng([self.config.seed, who, _TASK_INDEX[task], round_])
         items = []
         for _ in range(n):
@@ -219,6 +231,42 @@ class Controller:
             )
         return items
 
+    def _plan_reference(self, arch_id: int) -> list[NewEvaluation]:
+        """Per search task, the cell's best setting over its replicates trained again from
+        another seed at ``reference_budget`` times the steps (and time, and cadence)."""
+        scale = self.config.reference_budget
+        best: dict[str, EvaluationInfo] = {}
+        for ev in self.store.evaluations(self.search.id, architecture_id=arch_id):
+            if ev.task == "memorize" or not ev.stage.startswith("replicate:") or ev.status != "ok":
+                continue
+            if ev.val_accuracy is not None and (ev.task not in best or ev.val_accuracy > best[ev.task].val_accuracy):
+                best[ev.task] = ev
+        items = []
+        for task in self.config.tasks:
+            if task not in best:
+                continue  # no setting of this cell trained: nothing to train longer
+            ev = best[task]
+            b = Budget(**ev.budget)
+            budget = dataclasses.replace(
+                b,
+                max_steps=int(b.max_steps * scale),
+                max_seconds=b.max_seconds * scale,
+                eval_every=max(1, int(b.eval_every * scale)),
+            )
+            seed = (ev.seed + 1) % (2**31 - 1)
+            items.append(
+                NewEvaluation(
+                    arch_id,
+                    task,
+                    dict(ev.hparams),
+                    seed,
+                    dataclasses.asdict(budget),
+                    tuple(tuple(kv) for kv in ev.task_options),
+                    REFERENCE,
+                )
+            )
+        return items
+
     def _queue(self, items: list[NewEvaluation]) -> None:
         for ev in self.store.create_evaluations(self.search.id, items):
             if ev.request_id not in self.owner:
@@ -234,10 +282,17 @@ class Controller:
         cfg = self.config
         self._set(arch_id, stage)
         items: list[NewEvaluation] = []
-        if stage == SEED:
+        if stage == SEED and cfg.kind == "calibration":
+            for task in cfg.tasks:
+                n = cfg.memorize_settings if task == "memorize" else cfg.settings_per_task
+                for r in range(cfg.replicates):
+                    items += self._plan(arch_id, task, n, r, replicate_stage(r))
+        elif stage == SEED:
             n = cfg.baseline_settings if arch_id == self.gru_id and cfg.kind == "search" else cfg.settings_per_task
             for task in cfg.tasks:
                 items += self._plan(arch_id, task, n, 0, SEED)
+        elif stage == REFERENCE:
+            items = self._plan_reference(arch_id)
         elif stage == MEMORIZE:
             items = self._plan(arch_id, "memorize", cfg.memorize_settings, 0, MEMORIZE)
         elif stage == TASK1:
@@ -252,7 +307,11 @@ class Controller:
     def _advance(self, arch_id: int) -> None:
         """The current stage's evaluations are all finished: decide what comes next."""
         cfg, stage = self.config, self.stage[arch_id]
-        if stage == SEED:
+        if stage == SEED and cfg.kind == "calibration" and cfg.reference_budget:
+            self._enter(arch_id, REFERENCE)
+        elif stage == REFERENCE:
+            self._set(arch_id, COMPLETE)
+        elif stage == SEED:
             self._set(arch_id, COMPLETE)
             if arch_id == self.gru_id:  # the yardstick is known: judge who waited for it
                 for other, st in list(self.stage.items()):
@@ -317,8 +376,8 @@ class Controller:
         return True
 
     def _may_generate(self) -> bool:
-        if self.config.kind == "study":
-            return False  # a study evaluates its cells and nothing else
+        if self.config.kind != "search":
+            return False  # a study or calibration evaluates its cells and nothing else
         b = self.config.budget
         if b.architectures and self.tried >= b.architectures:
             self.stop_reason = self.stop_reason or f"architecture budget ({b.architectures}) reached"
@@ -348,23 +407,35 @@ class Controller:
         parent = parents[int(rng.integers(len(parents)))]
         graph = self.graphs.get(parent) or self.arch[parent].graph()
         self.graphs[parent] = graph
-        try:
-            child, ops = mutate(graph, rng)
-        except MutationFailed:
+        # a degenerate child is recorded and the mutation drawn again: the step is not wasted
+        for _ in range(100):
+            try:
+                child, ops = mutate(graph, rng)
+            except MutationFailed:
+                return True
+            known = self.store.lookup(child)
+            if known is not None and (known.id in self.stage or known.first_search_id == self.search.id):
+                self.store.count_duplicate(self.search.id)
+                self.search = dataclasses.replace(self.search, duplicates=self.search.duplicates + 1)
+                self._duplicate_run += 1
+                return True
+            self._duplicate_run = 0
+            refused = degeneracy(child) is not None
+            arch, _ = self.store.add_architecture(
+                child,
+                "mutation",
+                parent_id=parent,
+                mutation_ops=ops,
+                search_id=self.search.id,
+                stage=DEGENERATE if refused else "new",
+            )
+            self.arch[arch.id] = arch
+            if refused:
+                self.stage[arch.id] = DEGENERATE
+                continue
+            self.tried += 1
+            self._enter(arch.id, MEMORIZE)
             return True
-        known = self.store.lookup(child)
-        if known is not None and (known.id in self.stage or known.first_search_id == self.search.id):
-            self.store.count_duplicate(self.search.id)
-            self.search = dataclasses.replace(self.search, duplicates=self.search.duplicates + 1)
-            self._duplicate_run += 1
-            return True
-        self._duplicate_run = 0
-        arch, _ = self.store.add_architecture(
-            child, "mutation", parent_id=parent, mutation_ops=ops, search_id=self.search.id
-        )
-        self.arch[arch.id] = arch
-        self.tried += 1
-        self._enter(arch.id, MEMORIZE)
         return True
 
     def _fill(self) -> None:

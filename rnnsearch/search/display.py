@@ -11,13 +11,27 @@ from rich.text import Text
 
 from rnnsearch.search.controller import SearchView
 
-STAGE_ORDER = ("memorize", "filtered_memorize", "task1", "stopped_task1", "other_tasks", "complete")
+STAGE_ORDER = (
+    "degenerate",
+    "memorize",
+    "filtered_memorize",
+    "task1",
+    "stopped_task1",
+    "other_tasks",
+    "complete",
+)
+
+
+def stage_summary(by_stage: dict[str, int]) -> str:
+    """``degenerate 3, memorize 1, ...`` in the order candidates move through."""
+    known = [k for k in STAGE_ORDER if k in by_stage] + sorted(k for k in by_stage if k not in STAGE_ORDER)
+    return ", ".join(f"{k} {by_stage[k]}" for k in known)
 
 
 def summary_lines(v: SearchView) -> list[str]:
     done = sum(v.finished.values())
     failures = ", ".join(f"{k} {n}" for k, n in sorted(v.finished.items()) if k != "ok") or "no failures"
-    stages = ", ".join(f"{k} {v.by_stage[k]}" for k in STAGE_ORDER if k in v.by_stage)
+    stages = stage_summary(v.by_stage)
     base = ", ".join(f"{t} {a:.4f}" for t, a in v.baseline.items()) or "not yet"
     return [
         f"search {v.search}: {done} evaluations done ({failures}), {v.in_flight} in flight, "

@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from rnnsearch.cells.degenerate import degeneracy
 from rnnsearch.db import Store
 from rnnsearch.search.config import SearchBudget, config_for
 from rnnsearch.search.controller import COMPLETE, Controller
@@ -28,10 +29,20 @@ def test_smoke_search_end_to_end_on_ray_and_sqlite(ray_local, tmp_path):
     assert controller.fitness_of(gru.id) == 1.0  # by construction
     assert controller.fitness_of(lstm.id) is not None and controller.fitness_of(lstm.id) > 0
     mutated = [a for a in store.architectures(search_id=search.id) if a.origin == "mutation"]
-    assert len(mutated) >= 20
+    trained = [a for a in mutated if a.stage != "degenerate"]
+    assert len(trained) >= 20  # degenerate candidates do not count against the budget
     for a in mutated:
         assert a.parent_id is not None and a.mutation_ops, "lineage recorded"
-        assert a.stage in ("filtered_memorize", "stopped_task1", "complete", "memorize", "task1", "other_tasks")
+        assert a.stage in (
+            "degenerate",
+            "filtered_memorize",
+            "stopped_task1",
+            "complete",
+            "memorize",
+            "task1",
+            "other_tasks",
+        )
+        assert (degeneracy(a.graph()) is not None) == (a.stage == "degenerate")
     assert len({a.hash for a in mutated}) == len(mutated)  # never the same cell twice
     assert search.duplicates == view.duplicates  # duplicates skipped are counted in the database
     assert search.status == "finished"
@@ -47,6 +58,8 @@ def test_smoke_search_end_to_end_on_ray_and_sqlite(ray_local, tmp_path):
             assert stages == {"memorize", "task1", "other_tasks"}
         if a.stage == "filtered_memorize":
             assert stages == {"memorize"}
+        if a.stage == "degenerate":
+            assert stages == set()  # refused before any training
     assert view.busy_fraction > 0
     store.close()
 
