@@ -9,6 +9,26 @@ Where AVX-512 is missing, callers use BLAS (RS_PACKED is then undefined). */
 #include <stdlib.h>
 #include <string.h>
 
+/* Denormals: the threads of a parallel region take the calling thread's flush-to-zero
+   and denormals-are-zero bits (torch.set_flush_denormal) for the region, so a setting
+   whose values drift towards denormals runs no slower on the C loop's threads than on
+   torch's; each thread's own mode comes back at the region's end. */
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#define RS_DENORMAL_BITS 0x8040u
+static inline unsigned rs_fp_mode(void) { return _mm_getcsr() & RS_DENORMAL_BITS; }
+static inline unsigned rs_fp_enter(unsigned mode) {
+    const unsigned saved = _mm_getcsr();
+    _mm_setcsr((saved & ~RS_DENORMAL_BITS) | mode);
+    return saved;
+}
+static inline void rs_fp_leave(unsigned saved) { _mm_setcsr(saved); }
+#else
+static inline unsigned rs_fp_mode(void) { return 0; }
+static inline unsigned rs_fp_enter(unsigned mode) { return mode; }
+static inline void rs_fp_leave(unsigned saved) { (void)saved; }
+#endif
+
 #define RS_NR 64  /* columns of a packed panel */
 #define RS_MR 6   /* rows of A per register tile: 6 x 4 accumulators of 16 floats */
 #define RS_KC 192 /* rows of B per pass: a pass's panel (48 KiB) stays in the L1 cache */

@@ -47,7 +47,10 @@ void rs_matmul(const long long* d, void** ptr) {
     const float* Z = (const float*)ptr[4];
     const int acc = (int)d[12];
     const int np = (N + RS_NR - 1) / RS_NR, mc = 16 * RS_MR, nmc = (M + mc - 1) / mc;
+    const unsigned fp_mode = rs_fp_mode();
 #pragma omp parallel num_threads(threads)
+    {
+    const unsigned fp_saved = rs_fp_enter(fp_mode);
     for (int b = 0; b < batch; b++) {
 #pragma omp for schedule(static)
         for (int p = 0; p < np; p++) rs_pack_panel(K, N, B + b * sb0, sbk, sbj, P, p);
@@ -62,6 +65,8 @@ void rs_matmul(const long long* d, void** ptr) {
             const float* z = Z && szj == 1 ? Z + b * sz0 : NULL;
             rs_gemm_panel_z(i0, i1, N, K, A + b * sa0, sai, sak, P, C + b * sc0, ldc, acc || (Z && szj != 1), p, z, szi);
         }
+    }
+    rs_fp_leave(fp_saved);
     }
 }
 #endif

@@ -724,8 +724,10 @@ def _threaded(fn: _Function, weight_w, private: list[str], head, loop: list[str]
     carve, pack, shapes = fn.packed_weights(weight_w)
     return [
         *carve,
+        "const unsigned fp_mode = rs_fp_mode();",
         "#pragma omp parallel num_threads(rs_threads(nt))",
         "{",
+        "const unsigned fp_saved = rs_fp_enter(fp_mode);",
         "const int tid = omp_get_thread_num(), nth = omp_get_num_threads();",
         *private,
         *pack,
@@ -735,6 +737,7 @@ def _threaded(fn: _Function, weight_w, private: list[str], head, loop: list[str]
         *rot,
         "}",
         *final,
+        "rs_fp_leave(fp_saved);",
         "}",
         "}",
     ], shapes

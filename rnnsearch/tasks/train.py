@@ -3,6 +3,12 @@
 The paper's recipe: uniform init, plain SGD on the loss summed over time and averaged
 over the batch, gradient-norm clipping, and "after ``patience`` evaluations without
 improvement, halve the rate at every evaluation ``decays`` times, then stop".
+
+A setting that blows up stops at once as ``diverged`` (the paper dropped such runs): a
+non-finite loss, or, at an evaluation, a validation or recent training loss per scored
+token above ``DIVERGED_FACTOR`` times the loss of the first step (where every setting
+starts, near the uniform prediction's log V). Training runs with denormal floats flushed
+to zero: a setting whose values drift towards zero otherwise runs 10x slower.
 """
 
 from __future__ import annotations
@@ -37,8 +43,16 @@ class Progress:
     max_seconds: float
 
 
+# a loss this many times the first step's is a run that went the wrong way: 1.5 stops
+# PTB runs headed for perplexity 1e7 and beyond (log loss 16+ against a start of 9.2)
+# while a healthy run's noise stays far below it
+DIVERGED_FACTOR = 1.5
+
+
 class Diverged(Exception):
-    pass
+    def __init__(self, why: str = "non-finite loss"):
+        super().__init__(why)
+        self.why = why
 
 
 def pick_device(name: str) -> torch.device:
@@ -53,14 +67,16 @@ def evaluate(request: EvalRequest, progress: Callable[[Progress], None] | None =
     t0 = time.perf_counter()
     run = _Run(request, progress)
     threads = torch.get_num_threads()
+    torch.set_flush_denormal(True)
     try:
         return run.execute()
-    except Diverged:
-        return run.result(DIVERGED, time.perf_counter() - t0, error="non-finite loss")
+    except Diverged as d:
+        return run.result(DIVERGED, time.perf_counter() - t0, error=d.why)
     except Exception:  # failures are data: the search records them and goes on
         return run.result(FAILED, time.perf_counter() - t0, error=traceback.format_exc(limit=20)[-4000:])
     finally:
-        torch.set_num_threads(threads)  # an in-process caller keeps its own setting
+        torch.set_num_threads(threads)  # an in-process caller keeps its own settings
+        torch.set_flush_denormal(False)
 
 
 class _Run:
@@ -130,6 +146,7 @@ class _Run:
         state = None
         train_tokens, train_time = 0, 0.0
         running, running_n = 0.0, 0
+        start_loss: float | None = None
         batches = task.train_batches(req.seed, hp.batch_size, hp.unroll)
         while True:
             ts = time.perf_counter()
@@ -141,6 +158,8 @@ class _Run:
             self.steps += 1
             running += loss_sum
             running_n += scored
+            if start_loss is None and scored:
+                start_loss = loss_sum / scored
             train_tokens += batch.inputs.numel()
             train_time += time.perf_counter() - ts
             elapsed = time.perf_counter() - t0
@@ -149,6 +168,7 @@ class _Run:
                 acc, vloss, extras = score(model, task, valid, device)
                 if not math.isfinite(vloss):
                     raise Diverged
+                _check_rise(start_loss, vloss, running / max(running_n, 1), self.steps)
                 if self.best_val is None or acc > self.best_val:
                     self.best_val, self.best_val_loss, self.best_extras = acc, vloss, extras
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -199,6 +219,18 @@ class _Run:
         return self.result(OK, time.perf_counter() - t0)
 
 
+def _check_rise(start: float | None, val_loss: float, train_loss: float, step: int) -> None:
+    """Raise :class:`Diverged` when the loss rose well above where training started."""
+    if start is None:
+        return
+    worst = max(val_loss, train_loss)
+    if worst > DIVERGED_FACTOR * start:
+        which = "validation" if val_loss >= train_loss else "training"
+        raise Diverged(
+            f"{which} loss {worst:.3g} at step {step} is over {DIVERGED_FACTOR:g}x the first step's {start:.3g}"
+        )
+
+
 def sgd_step(model, batch: Batch, state, lr: float, max_grad_norm: float) -> tuple[float, list]:
     """One step of the paper's recipe; returns the summed loss and the detached state.
 
@@ -244,8 +276,9 @@ def score(model: CellModel, task: Task, batches: list[Batch], device) -> tuple[f
         for k, m in batch.extra_masks.items():
             extra_correct[k] = extra_correct.get(k, 0.0) + float((hit * m).sum())
             extra_total[k] = extra_total.get(k, 0.0) + float(m.sum())
-    extras = {f"{k}_accuracy": extra_correct[k] / extra_total[k] for k in extra_correct if extra_total[k]}
-    return correct / max(total, 1.0), loss / max(total, 1.0), extras
+    extras = {f"{k}_accuracy": extra_correct[k] / max(extra_total[k], 1.0) for k in extra_correct}
+    accuracy, extras = task.ranked(correct / max(total, 1.0), extras)
+    return accuracy, loss / max(total, 1.0), extras
 
 
 def _ppl(loss: float | None) -> float | None:
