@@ -47,6 +47,17 @@ class Task:
     vocab: list[str]
     # sequence tasks reset the state for every batch; stream tasks carry it across batches
     carries_state = False
+    # what a search ranks by: the accuracy on every masked target (None), or on the targets
+    # of one of the task's extra masks (XML's "closing": the characters memory decides)
+    score_on: str | None = None
+
+    def ranked(self, accuracy, extras: dict) -> tuple:
+        """(the accuracy ranked by, extras) from the accuracy on every masked target and the
+        extra masks' accuracies (numbers, or lists of them per member); with ``score_on``
+        the accuracy on every target is kept as the extra ``all_accuracy``."""
+        if self.score_on is None:
+            return accuracy, extras
+        return extras[f"{self.score_on}_accuracy"], {**extras, "all_accuracy": accuracy}
 
     @property
     def vocab_size(self) -> int:

@@ -342,7 +342,8 @@ class _GroupRun:
                 )
         total = total.clamp(min=1.0)
         extras_out = {f"{name}_accuracy": (ex_c[name] / ex_t[name].clamp(min=1.0)).tolist() for name in ex_c}
-        return (correct / total).tolist(), (loss / total).tolist(), extras_out
+        accs, extras_out = task.ranked((correct / total).tolist(), extras_out)
+        return accs, (loss / total).tolist(), extras_out
 
     def _evaluate_and_schedule(self, model: MemberModel, task: Task, valid, device) -> None:
         accs, losses, extras = self._score(model, task, valid, device)
