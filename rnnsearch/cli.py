@@ -547,7 +547,7 @@ def study_cmd(
     frame = study_table(store, name)
     store.close()
     typer.echo(
-        f"study {name}: {sum(view.finished.values())} evaluations, {view.elapsed_s:,.0f}s"
+        f"study {name}: {sum(view.finished.values())} evaluations ({view.finished_now} this run), {view.elapsed_s:,.0f}s"
         + (f" ({view.stopping})" if view.stopping else ""),
         err=True,
     )
@@ -617,7 +617,7 @@ def calibrate_cmd(
     result = calibration(store, name, cpus_per_eval=cpus_per_eval)
     store.close()
     typer.echo(
-        f"calibration {name}: {sum(view.finished.values())} evaluations this run, {view.elapsed_s:,.0f}s"
+        f"calibration {name}: {sum(view.finished.values())} evaluations ({view.finished_now} this run), {view.elapsed_s:,.0f}s"
         + (f" ({view.stopping})" if view.stopping else ""),
         err=True,
     )

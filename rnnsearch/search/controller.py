@@ -75,6 +75,7 @@ class SearchView:
     busy_fraction: float
     baseline: dict[str, float]
     stopping: str = ""
+    finished_now: int = 0  # of ``finished``, those this launch ran
 
 
 class Controller:
@@ -543,6 +544,7 @@ class Controller:
             busy_fraction=self.runner.busy_fraction(),
             baseline=self.baseline(),
             stopping=self.stop_reason,
+            finished_now=done - self._done_before,
         )
 
 

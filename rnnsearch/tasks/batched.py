@@ -24,7 +24,7 @@ from rnnsearch.tasks.api import DIVERGED, FAILED, OK, EvalRequest, EvalResult
 from rnnsearch.tasks.base import Batch, Task
 from rnnsearch.tasks.model import build_layers, loop_for, model_parameter_count, products_for, width_for
 from rnnsearch.tasks.registry import get_task
-from rnnsearch.tasks.train import _ppl, evaluate, pick_device
+from rnnsearch.tasks.train import _ppl, evaluate, loss_rise, pick_device, training_settings
 
 
 def grouping_pays(device: torch.device | str) -> bool:
@@ -128,6 +128,9 @@ class _Member:
     decaying: bool = False
     tokens: int = 0
     error: str = ""
+    start_loss: float | None = None  # per scored target, at the first step
+    running: float = 0.0  # the recent training loss: summed, and the targets it is over
+    running_n: float = 0.0
 
 
 def _stack(batches: list[Batch], device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict]:
@@ -172,14 +175,12 @@ def evaluate_group(requests: list[EvalRequest]) -> list[EvalResult]:
         return [evaluate(requests[0])]
     if len({group_key(r) for r in requests}) != 1:
         raise ValueError("evaluate_group needs requests of one cell, task, size and budget")
-    threads = torch.get_num_threads()
     try:
-        return _GroupRun(requests).execute()
+        with training_settings():
+            return _GroupRun(requests).execute()
     except Exception:
         note = traceback.format_exc(limit=5)[-1000:]
         return [_with_note(evaluate(r), note) for r in requests]
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _with_note(result: EvalResult, note: str) -> EvalResult:
@@ -226,9 +227,15 @@ class _GroupRun:
             state = [tuple(t.detach() for t in s) for s in state]
             losses = _losses(logits, targets, mask)
             finite = torch.isfinite(losses).tolist()
+            summed, scored = losses.detach().tolist(), mask.reshape(K, -1).sum(1).tolist()
             for k, m in enumerate(self.members):
                 if m.active and not finite[k]:
                     m.active, m.status, m.error = False, DIVERGED, "non-finite loss"
+                if steps % 50 == 0:
+                    m.running, m.running_n = 0.0, 0.0
+                m.running, m.running_n = m.running + summed[k], m.running_n + scored[k]
+                if m.start_loss is None and scored[k]:
+                    m.start_loss = summed[k] / scored[k]
             active = torch.tensor([m.active for m in self.members], device=device)
             if not active.any():
                 break
@@ -354,6 +361,9 @@ class _GroupRun:
             acc, vloss = accs[k], losses[k]
             if not math.isfinite(vloss):
                 m.active, m.status, m.error = False, DIVERGED, "non-finite loss"
+                continue
+            if why := loss_rise(m.start_loss, m.running / max(m.running_n, 1.0), m.steps):
+                m.active, m.status, m.error = False, DIVERGED, why
                 continue
             if m.best_val is None or acc > m.best_val:
                 m.best_val, m.best_loss = acc, vloss
