@@ -179,6 +179,7 @@ def leaderboard_cmd(
         typer.echo(frame.to_json(orient="records", indent=1))
     else:
         _print_board(frame, tasks)
+        _preset_note(frame.attrs.get("preset"))
 
 
 def _print_board(frame, tasks: list[str]) -> None:
@@ -273,8 +274,17 @@ def train_cmd(
     with _progress_bar(budget.max_steps) as update:
         result = evaluate(req, update)
     _print_result(name, task, result)
+    _preset_note(preset)
     if result.status != "ok":
         raise typer.Exit(1)
+
+
+def _preset_note(preset: str | None, err: bool = False) -> None:
+    from rnnsearch.tasks.presets import preset_note
+
+    note = preset_note(preset)
+    if note:
+        typer.echo(note, err=err)
 
 
 def _check_device(device: str) -> None:
@@ -422,6 +432,7 @@ def launch_cmd(
     finally:
         store.close()
     display.final(view)
+    _preset_note(config.preset)
 
 
 def _run_controller(store, runner, config, display, interrupted: str):
@@ -560,6 +571,7 @@ def study_cmd(
             typer.echo(line)
     if png is not None:
         typer.echo(f"wrote {plot_study(frame, png)}", err=True)
+    _preset_note(preset, err=fmt != "table")
 
 
 @app.command("calibrate")
@@ -628,6 +640,7 @@ def calibrate_cmd(
     else:
         for line in text_report(result):
             typer.echo(line)
+    _preset_note(preset, err=fmt != "table")
 
 
 def zoo_names() -> set[str]:

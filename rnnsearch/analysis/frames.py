@@ -112,6 +112,7 @@ def leaderboard(
         frame = frame[cols + [c for c in frame.columns if c not in cols]]
         frame.attrs["tasks"] = list(sc.tasks)
         frame.attrs["baseline"] = baseline
+        frame.attrs["preset"] = sc.search.config.get("preset") if sc.search else None
         return frame.head(top) if top else frame
     finally:
         if own:

@@ -115,16 +115,11 @@ class SearchConfig:
 
 
 # Stage sizes per preset: smoke is for plumbing (its memorize bar sits just under chance,
-# 1/26, so that candidates reach every stage in seconds); laptop and paper use the paper's 95%.
+# 1/26, so that candidates reach every stage in seconds); laptop's bar is calibrated (see
+# tasks/presets.py), paper uses the paper's 95%.
 PRESET_STAGES = {
     "smoke": dict(settings_per_task=2, baseline_settings=2, memorize_settings=1, memorize_threshold=0.03),
-    "laptop": dict(
-        settings_per_task=4,
-        baseline_settings=6,
-        memorize_settings=2,
-        memorize_threshold=0.95,
-        eval_max_steps={"memorize": 1500, "arithmetic": 2500, "xml": 2000, "ptb": 400},
-    ),
+    "laptop": dict(settings_per_task=4, baseline_settings=6, memorize_settings=2, memorize_threshold=0.5),
     "paper": dict(settings_per_task=20, baseline_settings=100, memorize_settings=3, memorize_threshold=0.95),
 }
 

@@ -209,6 +209,8 @@ class Controller:
         if task in self.config.eval_max_steps:
             steps = min(budget.max_steps, self.config.eval_max_steps[task])
             budget = dataclasses.replace(budget, max_steps=steps, eval_every=min(budget.eval_every, max(1, steps // 5)))
+        if task == "memorize":  # a filter: once a setting passes, the verdict is in
+            budget = dataclasses.replace(budget, stop_at=self.config.memorize_threshold)
         arch = self.arch[arch_id]
         # a study gives every cell the very same settings (common random numbers); a search
         # draws per architecture
@@ -217,7 +219,7 @@ class Controller:
         items = []
         for _ in range(n):
             hp = hp_sampler.sample(
-                rng, tp.param_budget, max_layers=tp.max_layers, batch_size=tp.batch_size, unroll=tp.unroll
+                rng, tp.param_budget, tp.max_layers, tp.grid, batch_size=tp.batch_size, unroll=tp.unroll
             )
             items.append(
                 NewEvaluation(

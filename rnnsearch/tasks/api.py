@@ -52,7 +52,8 @@ class Budget:
     Training stops at ``max_steps`` or ``max_seconds``, or when the schedule ends: after
     ``patience`` evaluations without improvement the rate halves at every evaluation,
     ``decays`` times, then training stops. An evaluation runs every ``eval_every`` steps
-    on at most ``eval_batches`` validation batches (0: the whole split).
+    on at most ``eval_batches`` validation batches (0: the whole split). With ``stop_at``,
+    training stops once the validation accuracy reaches it (a filter's verdict is known).
     """
 
     max_steps: int = 1000
@@ -61,6 +62,7 @@ class Budget:
     eval_batches: int = 0
     patience: int = 3
     decays: int = 4
+    stop_at: float = 0.0  # 0: never
 
 
 @dataclass(frozen=True)

@@ -381,6 +381,8 @@ class _GroupRun:
                 m.lr /= 2
             if m.decaying and m.decays > budget.decays:
                 m.active = False  # its schedule ended: an early stop, still ok
+            if budget.stop_at and m.best_val is not None and m.best_val >= budget.stop_at:
+                m.active = False  # the accuracy it was trained to reach
 
     def _weights(self, m: _Member, layers: int, n: int) -> bytes | None:
         if m.best_state is None:

@@ -1,26 +1,43 @@
-"""Jozefowicz et al.'s hyperparameter grids and a seeded sampler."""
+"""Hyperparameter grids (Jozefowicz et al.'s, and narrower ones for short budgets) and a
+seeded sampler."""
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 
 from rnnsearch.tasks.api import HParams
 
-INIT_SCALES = (0.3, 0.7, 1.0, 1.4, 2.0, 2.8)
-LEARNING_RATES = (0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
-MAX_GRAD_NORMS = (1.0, 2.5, 5.0, 10.0, 20.0)
-LAYERS = (1, 2, 3, 4)
+
+@dataclass(frozen=True)
+class Grid:
+    """The values a random setting is drawn from, uniformly, one grid at a time."""
+
+    init_scales: tuple[float, ...]
+    learning_rates: tuple[float, ...]
+    max_grad_norms: tuple[float, ...]
+    layers: tuple[int, ...] = (1, 2, 3, 4)
 
 
-def sample(rng: np.random.Generator, param_budget: int, max_layers: int = 4, **fixed) -> HParams:
-    """One setting drawn uniformly from each grid (layers up to ``max_layers``)."""
-    layers = [n for n in LAYERS if n <= max_layers]
+# The paper's grids: for training to convergence, over days.
+PAPER_GRID = Grid(
+    init_scales=(0.3, 0.7, 1.0, 1.4, 2.0, 2.8),
+    learning_rates=(0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0),
+    max_grad_norms=(1.0, 2.5, 5.0, 10.0, 20.0),
+)
+
+
+def sample(
+    rng: np.random.Generator, param_budget: int, max_layers: int = 4, grid: Grid = PAPER_GRID, **fixed
+) -> HParams:
+    """One setting drawn uniformly from each of ``grid``'s grids (layers up to ``max_layers``)."""
+    layers = [n for n in grid.layers if n <= max_layers] or [min(grid.layers)]
     hp = HParams(
-        init_scale=float(rng.choice(INIT_SCALES)),
-        learning_rate=float(rng.choice(LEARNING_RATES)),
-        max_grad_norm=float(rng.choice(MAX_GRAD_NORMS)),
+        init_scale=float(rng.choice(grid.init_scales)),
+        learning_rate=float(rng.choice(grid.learning_rates)),
+        max_grad_norm=float(rng.choice(grid.max_grad_norms)),
         layers=int(rng.choice(layers)),
         param_budget=int(param_budget),
     )

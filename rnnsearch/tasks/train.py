@@ -196,6 +196,8 @@ class _Run:
                     lr /= 2
                 if decaying and decays > budget.decays:
                     out_of_budget = True
+                if budget.stop_at and self.best_val is not None and self.best_val >= budget.stop_at:
+                    out_of_budget = True
             if progress := self.progress:
                 progress(
                     Progress(

@@ -257,3 +257,31 @@ def test_scratch_lets_go_of_sizes_no_longer_used():
     assert sorted(pool._free) == [17, 18, 19]
     kept = pool._free[19][0]
     assert pool.take(19) is kept  # a size still in use is reused
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="FTZ/DAZ are x86 modes")
+def test_the_loop_threads_take_the_callers_denormal_mode():
+    # h_next = x + h with denormal x: flushed to 0 on every row when the caller flushes
+    # denormals, whichever of the loop's threads computes the row; kept otherwise (the
+    # rows are split among 2 threads where gemm.c's AVX-512 kernel runs; elsewhere the
+    # loop runs in the calling thread)
+    g = CellGraph(("h",))
+    g.set_output("h", g.add("add", "x", "h"))
+    layer = compile_cell(g, 16, compile="native")
+    assert isinstance(layer.loop, NativeLoop)
+    x = torch.full((3, 24, 16), 1e-40)
+    h0 = (torch.zeros(24, 16),)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.no_grad():
+            kept, _ = layer(x, h0)
+            torch.set_flush_denormal(True)
+            try:
+                flushed, _ = layer(x, h0)
+            finally:
+                torch.set_flush_denormal(False)
+    finally:
+        torch.set_num_threads(threads)
+    assert (kept != 0).all()
+    assert (flushed == 0).all()

@@ -90,8 +90,9 @@ def test_sampler_draws_from_the_paper_grids_with_a_seed():
     draws2 = [hparams.sample(rng2, 1000) for _ in range(50)]
     assert draws1 == draws2 and a[0] == a[1]
     for hp in draws1:
-        assert hp.init_scale in hparams.INIT_SCALES and hp.learning_rate in hparams.LEARNING_RATES
-        assert hp.max_grad_norm in hparams.MAX_GRAD_NORMS and 1 <= hp.layers <= 4
+        grid = hparams.PAPER_GRID
+        assert hp.init_scale in grid.init_scales and hp.learning_rate in grid.learning_rates
+        assert hp.max_grad_norm in grid.max_grad_norms and 1 <= hp.layers <= 4
     assert len({hp.learning_rate for hp in draws1}) > 3
 
 
@@ -103,3 +104,53 @@ def test_hparams_validate_their_values():
     assert hparams.parse_overrides(["lr=0.5", "layers=2"]) == {"learning_rate": 0.5, "layers": 2}
     with pytest.raises(ValueError):
         hparams.parse_overrides(["nope=1"])
+
+
+def test_a_loss_that_rises_far_above_its_start_stops_as_diverged():
+    # lr 50 on the summed loss throws the weights far: the loss climbs within one evaluation
+    req = _request(cell="GRU", task="arithmetic", learning_rate=50.0, max_grad_norm=1000.0, init_scale=2.0)
+    req = dataclasses.replace(req, budget=dataclasses.replace(req.budget, max_steps=400, eval_every=20))
+    r = evaluate(req)
+    assert r.status == "diverged", (r.status, r.val_accuracy, r.error)
+    assert r.error.startswith("training loss ") and "x the first step's" in r.error
+    assert r.steps < 400  # stopped at the evaluation that saw it, not at the step budget
+
+
+def test_stop_at_ends_training_once_the_accuracy_is_reached():
+    req = _request(task="memorize")
+    steps = req.budget.eval_every
+    low = dataclasses.replace(req, budget=dataclasses.replace(req.budget, stop_at=1e-9))
+    r = evaluate(low)
+    assert r.status == "ok" and r.steps == steps  # the first evaluation already reaches it
+    never = dataclasses.replace(req, budget=dataclasses.replace(req.budget, stop_at=1.01))
+    assert evaluate(never).steps == req.budget.max_steps
+
+
+def test_xml_scored_on_closing_tags_keeps_every_character_s_accuracy():
+    opts = dict(get_preset("smoke").task("xml").options)
+    chars = dataclasses.replace(_request(task="xml"), task_options=tuple(sorted({**opts, "score": "chars"}.items())))
+    closing = dataclasses.replace(chars, task_options=tuple(sorted({**opts, "score": "closing"}.items())))
+    a, b = evaluate(chars), evaluate(closing)
+    assert a.status == b.status == "ok"
+    assert b.val_accuracy == b.extra("closing_accuracy") and b.extra("all_accuracy") is not None
+    assert a.extra("all_accuracy") is None and a.extra("closing_accuracy") is not None
+
+
+def test_a_grid_bounds_the_sampled_settings():
+    grid = hparams.Grid(init_scales=(0.7,), learning_rates=(0.1, 0.2), max_grad_norms=(5.0,), layers=(1, 2))
+    rng = np.random.default_rng(0)
+    seen = {hparams.sample(rng, 1000, max_layers=4, grid=grid).learning_rate for _ in range(50)}
+    assert seen == {0.1, 0.2}
+    assert all(hparams.sample(rng, 1000, max_layers=1, grid=grid).layers == 1 for _ in range(20))
+
+
+def test_training_flushes_denormals_and_gives_the_caller_its_mode_back():
+    import torch
+
+    from rnnsearch.tasks.train import training_settings
+
+    tiny = torch.tensor([1e-40])
+    assert float(tiny * 1.0) != 0.0
+    with training_settings():
+        assert float(tiny * 1.0) == 0.0
+    assert float(tiny * 1.0) != 0.0
