@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -514,7 +515,6 @@ def study_cmd(
     from rnnsearch.cells.resolve import resolve_cell
     from rnnsearch.db import Store
     from rnnsearch.search.config import SearchBudget, config_for
-    from rnnsearch.search.display import SearchDisplay
 
     if fmt not in ("table", "csv", "json"):
         raise UserError(f"unknown --format {fmt!r}: use table, csv or json")
@@ -550,18 +550,9 @@ def study_cmd(
         seed_graphs=graphs,
         budget=SearchBudget(),
     )
-    store = Store(_db_url(db))  # only now that the arguments are good: nothing is written otherwise
     runner = _make_runner(local, address, cpus_per_eval, gpus_per_eval, None, False, False, batch)
-    view = _run_controller(
-        store, runner, config, SearchDisplay(), "interrupted: run the same command again to finish the study"
-    )
-    frame = study_table(store, name)
-    store.close()
-    typer.echo(
-        f"study {name}: {sum(view.finished.values())} evaluations ({view.finished_now} this run), {view.elapsed_s:,.0f}s"
-        + (f" ({view.stopping})" if view.stopping else ""),
-        err=True,
-    )
+    with _run_to_end(config, db, runner, "study") as store:
+        frame = study_table(store, name)
     if fmt == "csv":
         typer.echo(frame.to_csv(index=False), nl=False)
     elif fmt == "json":
@@ -605,9 +596,7 @@ def calibrate_cmd(
     ones (Tanh, LSTM-f): separation, agreement with a longer budget, cost, and how often
     good cells pass the memorize filter. Resumable: a second run adds nothing."""
     from rnnsearch.analysis.calibration import calibration, text_report, to_json
-    from rnnsearch.db import Store
     from rnnsearch.search.calibrate import calibration_config
-    from rnnsearch.search.display import SearchDisplay
 
     if fmt not in ("table", "json"):
         raise UserError(f"unknown --format {fmt!r}: use table or json")
@@ -621,18 +610,9 @@ def calibrate_cmd(
         mutants=mutants,
         seed=seed,
     )
-    store = Store(_db_url(db))
     runner = _make_runner(local, address, cpus_per_eval, 0.0, None, False, False, None)
-    view = _run_controller(
-        store, runner, config, SearchDisplay(), "interrupted: run the same command again to finish the calibration"
-    )
-    result = calibration(store, name, cpus_per_eval=cpus_per_eval)
-    store.close()
-    typer.echo(
-        f"calibration {name}: {sum(view.finished.values())} evaluations ({view.finished_now} this run), {view.elapsed_s:,.0f}s"
-        + (f" ({view.stopping})" if view.stopping else ""),
-        err=True,
-    )
+    with _run_to_end(config, db, runner, "calibration") as store:
+        result = calibration(store, name, cpus_per_eval=cpus_per_eval)
     if fmt == "json":
         import json
 
@@ -641,6 +621,26 @@ def calibrate_cmd(
         for line in text_report(result):
             typer.echo(line)
     _preset_note(preset, err=fmt != "table")
+
+
+@contextlib.contextmanager
+def _run_to_end(config, db: str | None, runner, what: str):
+    """Run a study or calibration (no mutations) to its end, say how much it ran, and give
+    the open store for its table. The database is opened only now that the arguments are
+    good: nothing is written otherwise."""
+    from rnnsearch.db import Store
+    from rnnsearch.search.display import SearchDisplay
+
+    with Store(_db_url(db)) as store:
+        view = _run_controller(
+            store, runner, config, SearchDisplay(), f"interrupted: run the same command again to finish the {what}"
+        )
+        typer.echo(
+            f"{what} {config.name}: {sum(view.finished.values())} evaluations ({view.finished_now} this run), "
+            f"{view.elapsed_s:,.0f}s" + (f" ({view.stopping})" if view.stopping else ""),
+            err=True,
+        )
+        yield store
 
 
 def zoo_names() -> set[str]:

@@ -10,7 +10,8 @@ validation accuracy over them, as a search scores a candidate. Per task:
 - each known-bad cell's mean score relative to the GRU's;
 - rho: Spearman's rank correlation, over the panel, between the mean score and the score
   of the cell's best setting trained again at ``reference_budget`` times the steps;
-- the CPU-minutes an evaluation takes, and a candidate (the stage's settings);
+- the CPU-minutes an evaluation takes, and a candidate (the stage's settings), and a
+  candidate that goes through every stage measured;
 - memorize: how many settings pass the preset's bar, and so how often a cell would pass
   the filter with the preset's number of settings.
 """
@@ -195,6 +196,9 @@ def summary_lines(c: Calibration) -> list[str]:
             f"{_f(t.relative.get('Tanh'), '.2f'):>9}{_f(t.relative.get('LSTM-f'), '.2f'):>11}"
             f"{_f(t.rho, '.2f'):>6}{_f(t.cpu_minutes_per_eval, '.2f'):>9}{_f(t.cpu_minutes_per_candidate, '.2f'):>9}"
         )
+    total = sum(t.cpu_minutes_per_candidate for t in c.tasks)
+    if len(c.tasks) > 1 and not math.isnan(total):
+        lines.append(f"a candidate through every stage above: {total:.2f} CPU-minutes")
     return lines
 
 

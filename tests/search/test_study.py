@@ -17,8 +17,9 @@ def test_study_gives_every_cell_the_same_settings_and_prints_the_table(tmp_path)
     r = cli(*args, "--png", str(png))
     assert r.returncode == 0, r.stderr
     assert "adding the GRU" in r.stderr
-    lines = r.stdout.strip().splitlines()
+    *lines, note = r.stdout.strip().splitlines()
     assert lines[0].startswith("cell") and [ln.split()[0] for ln in lines[1:]] == ["LSTM", "LSTM-f", "GRU"]
+    assert note.startswith("smoke preset:") and "mean nothing" in note
     assert png.read_bytes()[:4] == b"\x89PNG"
     with Store(url) as store:
         search = store.get_search("study")
