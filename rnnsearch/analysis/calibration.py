@@ -238,7 +238,9 @@ def text_report(c: Calibration) -> list[str]:
         f"long runs at {c.reference_budget:g}x the steps"
         + (f" ({c.pending} evaluations not finished)" if c.pending else "")
     ]
-    lines += [""] + summary_lines(c) + [""] + cell_lines(c)
+    lines += [""] + summary_lines(c)
+    if any(t.task != "memorize" for t in c.tasks):
+        lines += [""] + cell_lines(c)
     mem = memorize_lines(c)
     return lines + ([""] + mem if mem else [])
 

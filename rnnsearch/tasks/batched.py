@@ -362,7 +362,7 @@ class _GroupRun:
             if not math.isfinite(vloss):
                 m.active, m.status, m.error = False, DIVERGED, "non-finite loss"
                 continue
-            if why := loss_rise(m.start_loss, m.running / max(m.running_n, 1.0), m.steps):
+            if why := loss_rise(m.start_loss, m.running / max(m.running_n, 1.0), vloss, m.steps):
                 m.active, m.status, m.error = False, DIVERGED, why
                 continue
             if m.best_val is None or acc > m.best_val:

@@ -7,8 +7,9 @@ improvement, halve the rate at every evaluation ``decays`` times, then stop".
 A setting that blows up stops at once as ``diverged`` (the paper dropped such runs): a
 non-finite loss, or, at an evaluation, a recent training loss per scored token above
 ``DIVERGED_FACTOR`` times the loss of the first step (where every setting starts, near the
-uniform prediction's log V). The validation loss is not the test: a model that is right
-on most targets and very sure of itself on the others has a high one, and learns. Training runs with denormal floats flushed
+uniform prediction's log V), or a validation loss above that while the training loss is
+above the start too. A high validation loss alone is not the test: a model that is right
+on most targets and very sure of itself on the others has one, and learns. Training runs with denormal floats flushed
 to zero: a setting whose values drift towards zero otherwise runs 10x slower.
 """
 
@@ -179,7 +180,7 @@ class _Run:
                 acc, vloss, extras = score(model, task, valid, device)
                 if not math.isfinite(vloss):
                     raise Diverged
-                if why := loss_rise(start_loss, running / max(running_n, 1), self.steps):
+                if why := loss_rise(start_loss, running / max(running_n, 1), vloss, self.steps):
                     raise Diverged(why)
                 if self.best_val is None or acc > self.best_val:
                     self.best_val, self.best_val_loss, self.best_extras = acc, vloss, extras
@@ -233,12 +234,18 @@ class _Run:
         return self.result(OK, time.perf_counter() - t0)
 
 
-def loss_rise(start: float | None, train_loss: float, step: int) -> str | None:
-    """Why a setting diverged, when its recent training loss per scored target rose well
-    above its first step's; None while it did not."""
-    if start is not None and train_loss > DIVERGED_FACTOR * start:
+def loss_rise(start: float | None, train_loss: float, val_loss: float, step: int) -> str | None:
+    """Why a setting diverged, when its loss per scored target rose well above its first
+    step's: the recent training loss, or the validation loss while the training loss is
+    above the start too; None while it did not."""
+    if start is None:
+        return None
+    if train_loss > DIVERGED_FACTOR * start:
+        return f"training loss {train_loss:.3g} at step {step} is over {DIVERGED_FACTOR:g}x the first step's {start:.3g}"
+    if val_loss > DIVERGED_FACTOR * start and train_loss > start:
         return (
-            f"training loss {train_loss:.3g} at step {step} is over {DIVERGED_FACTOR:g}x the first step's {start:.3g}"
+            f"validation loss {val_loss:.3g} at step {step} is over {DIVERGED_FACTOR:g}x the first step's "
+            f"{start:.3g}, and the training loss {train_loss:.3g} above it"
         )
     return None
 

@@ -154,3 +154,15 @@ def test_training_flushes_denormals_and_gives_the_caller_its_mode_back():
     with training_settings():
         assert float(tiny * 1.0) == 0.0
     assert float(tiny * 1.0) != 0.0
+
+
+def test_the_diverged_rule():
+    from rnnsearch.tasks.train import loss_rise
+
+    assert loss_rise(None, 1e9, 1e9, 10) is None  # nothing scored yet
+    assert loss_rise(3.0, 2.0, 2.5, 10) is None  # learning
+    assert loss_rise(3.0, 4.4, 4.4, 10) is None  # worse, but under 1.5x
+    assert loss_rise(3.0, 4.6, 1.0, 10).startswith("training loss 4.6 at step 10")
+    # a sure-of-itself model that learns: the validation loss alone is not the test
+    assert loss_rise(3.3, 0.8, 6.8, 10) is None
+    assert loss_rise(9.2, 9.5, 64.0, 80).startswith("validation loss 64 at step 80")
