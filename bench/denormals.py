@@ -58,7 +58,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"LSTM on PTB, lr {LR:g}, init {INIT:g}, norm {NORM:g}, 1 layer, {args.steps} steps, {args.threads} thread(s)")
+    print(
+        f"LSTM on PTB, lr {LR:g}, init {INIT:g}, norm {NORM:g}, 1 layer, {args.steps} steps, {args.threads} thread(s)"
+    )
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}")
     kept, loss_kept = run(False, args.steps)
     flushed, loss_flushed = run(True, args.steps)

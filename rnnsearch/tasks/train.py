@@ -241,7 +241,9 @@ def loss_rise(start: float | None, train_loss: float, val_loss: float, step: int
     if start is None:
         return None
     if train_loss > DIVERGED_FACTOR * start:
-        return f"training loss {train_loss:.3g} at step {step} is over {DIVERGED_FACTOR:g}x the first step's {start:.3g}"
+        return (
+            f"training loss {train_loss:.3g} at step {step} is over {DIVERGED_FACTOR:g}x the first step's {start:.3g}"
+        )
     if val_loss > DIVERGED_FACTOR * start and train_loss > start:
         return (
             f"validation loss {val_loss:.3g} at step {step} is over {DIVERGED_FACTOR:g}x the first step's "
