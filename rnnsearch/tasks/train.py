@@ -9,8 +9,9 @@ non-finite loss, or, at an evaluation, a recent training loss per scored token a
 ``DIVERGED_FACTOR`` times the loss of the first step (where every setting starts, near the
 uniform prediction's log V), or a validation loss above that while the training loss is
 above the start too. A high validation loss alone is not the test: a model that is right
-on most targets and very sure of itself on the others has one, and learns. Training runs with denormal floats flushed
-to zero: a setting whose values drift towards zero otherwise runs 10x slower.
+on most targets and very sure of itself on the others has one, and learns. Training runs
+with denormal floats flushed to zero: on CPUs that take a microcode assist for them, a
+setting whose values drift towards zero otherwise runs 10x slower.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from rnnsearch.cells import CellGraph, zoo
 from rnnsearch.tasks import hparams
 from rnnsearch.tasks.api import Budget, EvalRequest, EvalResult, HParams
 from rnnsearch.tasks.presets import get_preset
-from rnnsearch.tasks.train import evaluate
+from rnnsearch.tasks.train import evaluate, loss_rise
 
 
 def _request(cell="LSTM", task="memorize", seed=0, **hp) -> EvalRequest:
@@ -157,8 +157,6 @@ def test_training_flushes_denormals_and_gives_the_caller_its_mode_back():
 
 
 def test_the_diverged_rule():
-    from rnnsearch.tasks.train import loss_rise
-
     assert loss_rise(None, 1e9, 1e9, 10) is None  # nothing scored yet
     assert loss_rise(3.0, 2.0, 2.5, 10) is None  # learning
     assert loss_rise(3.0, 4.4, 4.4, 10) is None  # worse, but under 1.5x
