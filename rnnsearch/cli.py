@@ -44,13 +44,26 @@ def zoo_cmd(
 
 @app.command("show")
 def show_cmd(
-    cell: str = typer.Argument(..., help="an architecture id from the database, a zoo name, or a graph JSON file"),
+    cell: str | None = typer.Argument(
+        None, help="an architecture id from the database, a zoo name, or a graph JSON file"
+    ),
+    legend: bool = typer.Option(False, "--legend", help="explain the formula notation"),
     png: Path | None = typer.Option(None, "--png", help="draw the graph to this PNG file"),
     hidden: int = typer.Option(128, "--hidden", min=1, max=65536, help="width n for the parameter count"),
     db: str | None = typer.Option(None, "--db", envvar="RNNSEARCH_DB", help="database URL, for an architecture id"),
 ) -> None:
     """Print a cell's formula, parameter count and canonical hash; for an architecture id
-    also its lineage and results per task; --png draws it."""
+    also its lineage and results per task; --png draws it; --legend explains the notation."""
+    if legend:
+        from rnnsearch.cells.formula import legend_lines
+
+        for line in legend_lines():
+            typer.echo(line)
+        if cell is None:
+            return
+        typer.echo("")
+    if cell is None:
+        raise UserError("give a cell: an architecture id, a zoo name or a graph JSON file (or --legend)")
     from rnnsearch.cells import canonical_hash, formula_lines, parameter_count, zoo
     from rnnsearch.cells.resolve import resolve_cell
 
@@ -164,40 +177,42 @@ def leaderboard_cmd(
     top: int = typer.Option(20, "--top", min=1, help="how many rows"),
     task: str | None = typer.Option(None, "--task", help="rank by this task's accuracy instead of fitness"),
     fmt: str = typer.Option("table", "--format", help="table, csv or json"),
+    wide: bool = typer.Option(
+        False, "--wide", help="every column and whole formulas, however wide (default: fit the terminal)"
+    ),
 ) -> None:
-    """Rank the architectures: accuracy per task, relative to the GRU, fitness."""
-    from rnnsearch.analysis.frames import leaderboard
+    """Rank the architectures: accuracy per task, relative to the GRU, fitness. The table
+    fits the terminal; `rnnsearch show --legend` explains the formulas."""
+    from rnnsearch.analysis.frames import board
     from rnnsearch.db import Store
 
     if fmt not in ("table", "csv", "json"):
         raise UserError(f"unknown --format {fmt!r}: use table, csv or json")
     with Store(_db_url(db), create=False) as store:
-        frame = leaderboard(store, search=search, top=top, task=task)
-    tasks = frame.attrs["tasks"]
+        result = board(store, search=search, top=top, task=task)
     if fmt == "csv":
-        typer.echo(frame.to_csv(index=False), nl=False)
+        import csv
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=result.columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(result.rows)
     elif fmt == "json":
-        typer.echo(frame.to_json(orient="records", indent=1))
+        import json
+
+        typer.echo(json.dumps(list(result.rows), indent=1, ensure_ascii=False))
     else:
-        _print_board(frame, tasks)
-        _preset_note(frame.attrs.get("preset"))
+        from rnnsearch.analysis.board_table import render
+
+        for line in render(result, _terminal_width(), wide=wide):
+            typer.echo(line)
+        _preset_note(result.preset)
 
 
-def _print_board(frame, tasks: list[str]) -> None:
-    def f(v, d=4):
-        return "-" if v is None or v != v else f"{v:.{d}f}"
+def _terminal_width() -> int:
+    """COLUMNS where set, else the terminal's width, else 100 (a pipe or a file)."""
+    import shutil
 
-    head = f"{'rank':>4} {'id':>5}  {'name':<12}" + "".join(f" {t[:10]:>10} {'rel':>5}" for t in tasks)
-    head += f" {'fitness':>7} {'evals':>5} {'params@128':>10}  {'stage':<17} formula"
-    typer.echo(head)
-    for _, r in frame.iterrows():
-        line = f"{int(r['rank']):>4} {int(r['id']):>5}  {str(r['name'])[:12]:<12}"
-        line += "".join(f" {f(r.get(t)):>10} {f(r.get(t + '_rel'), 2):>5}" for t in tasks)
-        formula = str(r["formula"])
-        line += (
-            f" {f(r['fitness'], 3):>7} {int(r['evaluations']):>5} {int(r['parameters']):>10,}  {str(r['stage']):<17} "
-        )
-        typer.echo(line + (formula if len(formula) <= 70 else formula[:69] + "…"))
+    return shutil.get_terminal_size((100, 24)).columns
 
 
 @app.command("report")
@@ -283,9 +298,11 @@ def train_cmd(
 def _preset_note(preset: str | None, err: bool = False) -> None:
     from rnnsearch.tasks.presets import preset_note
 
+    import textwrap
+
     note = preset_note(preset)
     if note:
-        typer.echo(note, err=err)
+        typer.echo(textwrap.fill(note, _terminal_width()), err=err)
 
 
 def _check_device(device: str) -> None:
@@ -336,8 +353,9 @@ def _print_result(name: str, task: str, r) -> None:
     typer.echo(f"status                 {r.status}")
     typer.echo(f"val accuracy           {f(r.val_accuracy)}   test accuracy {f(r.test_accuracy)}")
     typer.echo(f"val perplexity         {f(r.val_perplexity, '.2f')}   test perplexity {f(r.test_perplexity, '.2f')}")
-    for k, v in r.extras:
-        typer.echo(f"{k:22} {v:.4f}")
+    for k, v in r.extras:  # tokens are counted, seconds timed, the rest are accuracies
+        shown = f"{v:,.0f}" if k.endswith("tokens") else f"{v:.1f}s" if k.endswith("seconds") else f"{v:.4f}"
+        typer.echo(f"{k:22} {shown}")
     typer.echo(f"steps                  {r.steps}   tokens/s {r.tokens_per_s:,.0f}   wall {r.wall_s:.1f}s")
     typer.echo(f"width n                {r.hidden_size}   parameters {r.param_count:,}   device {r.device}")
     if r.error:
@@ -694,7 +712,7 @@ def db_status_cmd(db: str | None = DB_OPTION) -> None:
             typer.echo(f"search    {search.name} [{search.status}]: {summary}")
             stages = store.stage_counts(search.id)
             if stages:
-                from rnnsearch.search.display import stage_summary
+                from rnnsearch.search.stages import stage_summary
 
                 typer.echo(f"          candidates {sum(stages.values())}: {stage_summary(stages)}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from rnnsearch.analysis.frames import display_name, leaderboard
+from rnnsearch.analysis.frames import leaderboard
 from rnnsearch.cells.codegen import class_prefix
 from rnnsearch.cells.export import export_file
 from rnnsearch.db import ArchitectureInfo, Store
@@ -20,9 +20,8 @@ def get_architecture(store: Store, arch_id: int) -> ArchitectureInfo:
 
 
 def provenance(store: Store, arch: ArchitectureInfo) -> str:
-    lines = [
-        f"rnnsearch architecture #{arch.id} ({display_name(arch)}), canonical hash {arch.hash}, origin {arch.origin}."
-    ]
+    named = "" if arch.display_name.startswith("#") else f" ({arch.display_name})"
+    lines = [f"rnnsearch architecture #{arch.id}{named}, canonical hash {arch.hash}, origin {arch.origin}."]
     try:
         board = leaderboard(store)
     except UserError:
@@ -51,7 +50,7 @@ def provenance(store: Store, arch: ArchitectureInfo) -> str:
 
 def export_architecture(store: Store, arch_id: int, path: str | Path, weights: bool = False) -> list[Path]:
     arch = get_architecture(store, arch_id)
-    name = display_name(arch)
+    name = arch.display_name
     name = name if class_prefix(name) != "Generated" else f"Arch{arch.id}"
     name = f"Arch{arch.id}" if name.startswith("#") else name
     written = [export_file(arch.graph(), path, name=name, provenance=provenance(store, arch))]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from rnnsearch.cells import zoo
 from rnnsearch.db import ArchitectureInfo, SearchInfo, Store
 from rnnsearch.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SEARCH_TASKS = ("arithmetic", "xml", "ptb")
 
@@ -42,20 +43,26 @@ def scope(store: Store, search: str | None = None) -> Scope:
 
 
 def display_name(arch: ArchitectureInfo) -> str:
-    if arch.name:
-        return arch.name
-    if arch.origin.startswith("zoo:"):
-        return arch.origin[4:]
-    return zoo.lookup_name(arch.graph()) or f"#{arch.id}"
+    return arch.display_name
 
 
-def leaderboard(
-    store: Store | str, search: str | None = None, top: int | None = None, task: str | None = None
-) -> pd.DataFrame:
+@dataclass(frozen=True)
+class Board:
+    """The leaderboard as plain rows (what the command prints, without pandas)."""
+
+    rows: tuple[dict, ...]  # the rows shown, ranked
+    columns: tuple[str, ...]
+    total: int  # ranked architectures, shown or not
+    tasks: tuple[str, ...]  # the search's tasks (fitness is over these)
+    baseline: dict[str, float]  # the GRU's best validation accuracy per task
+    preset: str | None
+
+
+def board(store: Store | str, search: str | None = None, top: int | None = None, task: str | None = None) -> Board:
     """One row per architecture: best validation accuracy per task (``<task>``), relative to
     the GRU's best (``<task>_rel``), fitness (min over the search's tasks of the relative
     accuracies), evaluations, parameters of one layer at n=128, stage; ranked by fitness,
-    or by one task's accuracy with ``task``."""
+    or by one task's accuracy with ``task``; the first ``top``."""
     own = isinstance(store, str)
     st = Store(store) if own else store
     try:
@@ -66,8 +73,10 @@ def leaderboard(
         if not scores:
             raise UserError("no evaluations in this database yet: run `rnnsearch launch` first")
         archs = {a.id: a for a in st.architectures(ids={s.architecture_id for s in scores})}
-        gru = st.lookup(zoo.get("GRU"))
-        baseline = {s.task: s.best_val_accuracy for s in scores if gru is not None and s.architecture_id == gru.id}
+        # The GRU is one row (rows are unique by canonical identity) named when stored:
+        # found by name, the leaderboard needs no graph library.
+        gru = next((a.id for a in archs.values() if a.display_name == "GRU"), None)
+        baseline = {s.task: s.best_val_accuracy for s in scores if s.architecture_id == gru}
         rows: dict[int, dict] = {}
         for s in scores:
             a = archs[s.architecture_id]
@@ -75,8 +84,7 @@ def leaderboard(
                 a.id,
                 {
                     "id": a.id,
-                    "name": display_name(a),
-                    "formula": a.formula,
+                    "name": a.display_name,
                     "evaluations": 0,
                     "parameters": a.param_count(128),
                     "stage": a.stage,
@@ -99,30 +107,51 @@ def leaderboard(
                 if t in sc.tasks:
                     rels.append(rel)
             row["fitness"] = min(rels) if rels and all(r is not None for r in rels) else None
-        frame = pd.DataFrame(list(rows.values()))
         key = f"{task}_rel" if task else "fitness"
-        if task and frame[key].isna().all():
+        if task and all(r[key] is None for r in rows.values()):
             key = task
-        frame = frame.sort_values([key, "id"], ascending=[False, True], na_position="last").reset_index(drop=True)
-        frame.insert(0, "rank", range(1, len(frame) + 1))
-        cols = ["rank", "id", "name", "formula"]
+        ranked = sorted(rows.values(), key=lambda r: (r[key] is None, -(r[key] or 0.0), r["id"]))
+        shown = ranked[:top] if top else ranked
+        columns = ["rank", "id", "name", "formula"]
         for t in shown_tasks:
-            cols += [t, f"{t}_rel"]
-        cols += ["fitness", "evaluations", "parameters", "stage"]
-        frame = frame[cols + [c for c in frame.columns if c not in cols]]
-        frame.attrs["tasks"] = list(sc.tasks)
-        frame.attrs["baseline"] = baseline
-        frame.attrs["preset"] = sc.search.config.get("preset") if sc.search else None
-        return frame.head(top) if top else frame
+            columns += [t, f"{t}_rel"]
+        columns += ["fitness", "evaluations", "parameters", "stage", "origin", "parent"]
+        columns += [f"{t}_test" for t in shown_tasks]
+        out = []
+        for rank, row in enumerate(shown, 1):
+            out.append({c: row.get(c) for c in columns} | {"rank": rank, "formula": archs[row["id"]].formula})
+        preset = sc.search.config.get("preset") if sc.search else None
+        return Board(tuple(out), tuple(columns), len(ranked), sc.tasks, baseline, preset)
     finally:
         if own:
             st.close()
+
+
+def leaderboard(
+    store: Store | str, search: str | None = None, top: int | None = None, task: str | None = None
+) -> pd.DataFrame:
+    """:func:`board` as a DataFrame; ``attrs`` holds ``tasks``, ``baseline``, ``preset``
+    and ``total``."""
+    import pandas as pd
+
+    b = board(store, search, top, task)
+    frame = pd.DataFrame(list(b.rows), columns=list(b.columns))
+    frame["parent"] = frame["parent"].astype("Int64")
+    for c in b.columns:  # a task column with no value yet is float, not object
+        if c not in ("name", "formula", "stage", "origin", "parent"):
+            frame[c] = pd.to_numeric(frame[c])
+    frame.attrs.update(tasks=list(b.tasks), baseline=b.baseline, preset=b.preset, total=b.total)
+    return frame
 
 
 def fitness_history(store: Store, search: str | None = None) -> pd.DataFrame:
     """Best fitness so far after each finished evaluation, in the order they finished,
     measured against the GRU's final best (the yardstick as the search ended), so the
     curve only rises as better cells are found."""
+    import pandas as pd
+
+    from rnnsearch.cells import zoo
+
     sc = scope(store, search)
     evs = [e for e in store.evaluations(sc.search_id) if e.status in ("ok", "diverged", "failed") and e.finished_at]
     evs.sort(key=lambda e: (e.finished_at, e.id))

@@ -1,36 +1,79 @@
-"""A readable formula for a cell: ``h_next = tanh(W[x,h] + b) * z + h * (1 - z)`` style.
+"""A readable formula for a cell, one text per cell wherever it is printed.
 
-Nodes used more than once get a name of their own line (``z = σ(W[x,h] + b)``); names
-from a graph file are used only when they are plain short identifiers, so a formula
-never carries arbitrary text from a file.
+The formula is read off the canonical form, so a zoo cell, the same cell from a graph
+file and the same cell in the database print alike, whatever their node names. A value
+used more than once gets a line of its own: a new state keeps its name (``c_next``), a
+sigmoid is a gate ``g1, g2, ...``, anything else ``v1, v2, ...``; commuting operands are
+shown inputs first (``W[x,h]``). The notation is explained by :data:`LEGEND`.
 """
 
 from __future__ import annotations
 
-import re
+from rnnsearch.cells.graph import CellGraph, CellGraphError
 
-from rnnsearch.cells.graph import CellGraph
-
-_SAFE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,15}$")
 _ATOM, _PRODUCT, _SUM = 3, 2, 1
+
+LEGEND = (
+    ("x", "the input at this step; h, c: the states the cell carries"),
+    ("h_next, c_next", "the new states; h_next is also the cell's output"),
+    ("W[x,h] + b", "a learned matrix times the concatenation [x,h], plus a learned bias (each W, b its own)"),
+    ("b(1)", "a bias initialised to 1 (the forget-gate bias of Jozefowicz et al.)"),
+    ("W~0.9I[x]", "a matrix initialised to 0.9 times the identity"),
+    ("u * v", "a learned vector u times v, element by element (a diagonal matrix)"),
+    ("σ, tanh, relu", "sigmoid, hyperbolic tangent, rectifier, element by element"),
+    ("p * q, p + q, p - q", "element by element; a number is a constant"),
+    ("g1 = ...", "a gate (a sigmoid) used more than once, written once"),
+    ("v1 = ...", "any other value used more than once, written once"),
+)
+
+
+def legend_lines() -> list[str]:
+    width = max(len(k) for k, _ in LEGEND)
+    return [f"{k:<{width}}  {v}" for k, v in LEGEND]
 
 
 def _num(v: float) -> str:
     return f"{v:g}"
 
 
-def formula_lines(graph: CellGraph) -> list[str]:
+def formula_lines(graph: CellGraph, *, canonical: bool = False) -> list[str]:
+    """The formula as lines, shared values first. ``canonical``: ``graph`` is already in
+    canonical form (a stored architecture), so it is not canonicalised again."""
+    if not canonical:
+        from rnnsearch.cells.canonical import canonicalize
+
+        try:
+            graph = canonicalize(graph)
+        except CellGraphError:  # an output folds to a number: show the graph as it is
+            pass
+    return _render(graph)
+
+
+def formula(graph: CellGraph, *, canonical: bool = False) -> str:
+    return "; ".join(formula_lines(graph, canonical=canonical))
+
+
+def _render(graph: CellGraph) -> list[str]:
     order = graph.topological()
+    position = {n: i for i, n in enumerate(order)}
     reserved = graph.reserved
+    rank = {x: (0, i) for i, x in enumerate(graph.inputs)}
+
+    def display_order(nodes: list[str]) -> list[str]:
+        return sorted(nodes, key=lambda u: rank.get(u, (1, position[u])))
+
     shared = [n for n in order if n not in reserved and graph.op(n) != "const" and graph.g.out_degree(n) > 1]
     names: dict[str, str] = {}
-    used = set(reserved) | {"W", "b", "u", "I"}
-    for k, n in enumerate(shared):
-        name = n if _SAFE.match(n) and n not in used else f"v{k}"
-        while name in used:
-            name = f"{name}_"
-        used.add(name)
-        names[n] = name
+    for out in graph.outputs:  # a new state used again inside the cell is named by its state
+        src = graph.operands(out)[0]
+        if src in shared and src not in names:
+            names[src] = out
+    counters = {"g": 0, "v": 0}
+    for n in shared:
+        if n not in names:
+            kind = "g" if graph.op(n) == "sigmoid" else "v"
+            counters[kind] += 1
+            names[n] = f"{kind}{counters[kind]}"
     cache: dict[str, tuple[str, int]] = {}
 
     def ref(n: str) -> tuple[str, int]:
@@ -43,8 +86,13 @@ def formula_lines(graph: CellGraph) -> list[str]:
     def expr(n: str) -> tuple[str, int]:
         if n in cache:
             return cache[n]
+        from rnnsearch.cells.ops import OPS
+
         op, a = graph.op(n), graph.full_attrs(n)
-        args = [ref(u) for u in graph.operands(n)]
+        operands = graph.operands(n)
+        if OPS[op].commutative:
+            operands = display_order(operands)
+        args = [ref(u) for u in operands]
         if op == "const":
             out = (_num(a["value"]), _ATOM)
         elif op == "linear":
@@ -72,12 +120,10 @@ def formula_lines(graph: CellGraph) -> list[str]:
 
     lines = [f"{names[n]} = {expr(n)[0]}" for n in shared]
     for out in graph.outputs:
-        lines.append(f"{out} = {ref(graph.operands(out)[0])[0]}")
+        src = graph.operands(out)[0]
+        if names.get(src) != out:
+            lines.append(f"{out} = {ref(src)[0]}")
     return lines
-
-
-def formula(graph: CellGraph) -> str:
-    return "; ".join(formula_lines(graph))
 
 
 def _wrap(arg: tuple[str, int], level: int) -> str:

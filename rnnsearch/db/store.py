@@ -214,7 +214,7 @@ class Store:
             row = Architecture(
                 hash=key,
                 graph_json=canon.to_json(),
-                formula=formula(canon),
+                formula=formula(canon, canonical=True),
                 name=name,
                 origin=origin,
                 parent_id=parent_id,

@@ -38,6 +38,13 @@ class ArchitectureInfo:
     first_search_id: int | None
     created_at: datetime
 
+    @property
+    def display_name(self) -> str:
+        """The zoo name of a seed, or of a mutant that is a zoo cell (named when stored), else ``#id``."""
+        if self.name:
+            return self.name
+        return self.origin[4:] if self.origin.startswith("zoo:") else f"#{self.id}"
+
     def param_count(self, n: int) -> int:
         """Parameters of one layer of the cell at width n."""
         return self.params_per_unit2 * n * n + self.params_per_unit * n

@@ -24,23 +24,23 @@ from rnnsearch.errors import UserError
 from rnnsearch.search.config import SearchConfig
 from rnnsearch.search.fitness import fitness
 from rnnsearch.search.mutations import MutationFailed, mutate
+from rnnsearch.search.stages import (  # re-exported: callers import stages from here too
+    COMPLETE,
+    DEGENERATE,
+    FILTERED,
+    IN_PROGRESS,
+    MEMORIZE,
+    OTHER,
+    REEVAL,
+    REFERENCE,
+    SEED,
+    STOPPED,
+    TASK1,
+)
 from rnnsearch.tasks import hparams as hp_sampler
 from rnnsearch.tasks.api import Budget, EvalRequest, EvalResult, HParams
 from rnnsearch.tasks.presets import get_preset
 from rnnsearch.workers.base import Runner
-
-# Stages an architecture goes through in a search.
-SEED = "seed"
-MEMORIZE = "memorize"
-TASK1 = "task1"
-OTHER = "other_tasks"
-COMPLETE = "complete"
-FILTERED = "filtered_memorize"
-STOPPED = "stopped_task1"
-DEGENERATE = "degenerate"  # refused before training (rnnsearch.cells.degenerate)
-REFERENCE = "reference"  # a calibration's long runs
-IN_PROGRESS = (SEED, MEMORIZE, TASK1, OTHER, REFERENCE)
-REEVAL = "reeval"
 
 
 def replicate_stage(r: int) -> str:
@@ -427,6 +427,7 @@ class Controller:
             arch, _ = self.store.add_architecture(
                 child,
                 "mutation",
+                name=zoo.lookup_name(child),  # a rediscovered zoo cell is shown by its name
                 parent_id=parent,
                 mutation_ops=ops,
                 search_id=self.search.id,
@@ -528,9 +529,7 @@ class Controller:
         top = []
         for f, a in self.population()[:5]:
             arch = self.arch[a]
-            top.append(
-                Member(a, arch.name or zoo.lookup_name(self.graphs.get(a) or arch.graph()) or f"#{a}", f, arch.formula)
-            )
+            top.append(Member(a, arch.display_name, f, arch.formula))
         elapsed = time.monotonic() - self.started
         done = sum(self.finished.values())
         return SearchView(

@@ -10,22 +10,7 @@ from rich.live import Live
 from rich.text import Text
 
 from rnnsearch.search.controller import SearchView
-
-STAGE_ORDER = (
-    "degenerate",
-    "memorize",
-    "filtered_memorize",
-    "task1",
-    "stopped_task1",
-    "other_tasks",
-    "complete",
-)
-
-
-def stage_summary(by_stage: dict[str, int]) -> str:
-    """``degenerate 3, memorize 1, ...`` in the order candidates move through."""
-    known = [k for k in STAGE_ORDER if k in by_stage] + sorted(k for k in by_stage if k not in STAGE_ORDER)
-    return ", ".join(f"{k} {by_stage[k]}" for k in known)
+from rnnsearch.search.stages import STAGE_ORDER, stage_summary  # noqa: F401 - STAGE_ORDER re-exported
 
 
 def summary_lines(v: SearchView) -> list[str]:
@@ -64,7 +49,8 @@ class SearchDisplay:
 
     def __enter__(self) -> SearchDisplay:
         if self.live:
-            self._live = Live(console=self.console, refresh_per_second=4, transient=False)
+            # transient: the last frame is cleared, and final() prints the summary once
+            self._live = Live(console=self.console, refresh_per_second=4, transient=True)
             self._live.__enter__()
         return self
 

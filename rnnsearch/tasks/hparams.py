@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from rnnsearch.tasks.api import HParams
+
+if TYPE_CHECKING:  # only the caller's generator is used: a preset's note needs no numpy
+    import numpy as np
 
 
 @dataclass(frozen=True)

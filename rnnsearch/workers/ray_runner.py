@@ -7,6 +7,7 @@ Workers only train and return results; they never open the database.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from dataclasses import dataclass, replace
@@ -73,6 +74,7 @@ def init_ray(
 
     if ray.is_initialized():
         return False
+    _quiet_auth_notice()
     runtime_env = None
     if ship_code:
         import rnnsearch
@@ -96,6 +98,19 @@ def init_ray(
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise UserError(f"cannot start or join Ray at {address or 'local'}: {str(e).splitlines()[0]}") from None
     return True
+
+
+def _drop_auth_notice(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Token authentication is enabled")
+
+
+def _quiet_auth_notice() -> None:
+    """Ray says on every start that token authentication is on and how to turn it off:
+    rnnsearch keeps it on (the README says why), so the line only invites users to weaken
+    the cluster. Its warning that authentication is off is kept."""
+    log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    if _drop_auth_notice not in log.filters:
+        log.addFilter(_drop_auth_notice)
 
 
 @contextlib.contextmanager

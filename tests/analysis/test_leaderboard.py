@@ -1,5 +1,7 @@
+import csv
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -10,6 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from rnnsearch.analysis import leaderboard
+from rnnsearch.cells import formula, zoo
 from rnnsearch.db import Store
 from rnnsearch.search.config import SearchBudget, config_for
 from rnnsearch.search.controller import Controller
@@ -29,8 +32,11 @@ def searched(tmp_path_factory):
     return url, folder
 
 
-def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "rnnsearch.cli", *args], capture_output=True, text=True, cwd=cwd)
+def cli(*args, cwd=None, columns=None):
+    env = {**os.environ, "COLUMNS": str(columns)} if columns else None
+    return subprocess.run(
+        [sys.executable, "-m", "rnnsearch.cli", *args], capture_output=True, text=True, cwd=cwd, env=env
+    )
 
 
 def test_frame_matches_direct_sql(searched):
@@ -74,10 +80,74 @@ def test_csv_and_json_round_trip(searched, fmt):
     pd.testing.assert_series_equal(back["fitness"].astype(float), frame["fitness"].astype(float), check_names=False)
 
 
+def test_table_fits_the_terminal_and_says_what_it_left_out(searched):
+    url, _ = searched
+    frame = leaderboard(url)
+    shown = {}
+    for width in (80, 100, 160):
+        r = cli("leaderboard", "--db", url, "--top", "3", columns=width)
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert max(len(line) for line in lines) <= width, (width, r.stdout)
+        assert f"{len(frame) - 3} more; --top to see them" in r.stdout
+        header = lines[0] + " " + lines[1]  # two-line headers: task name over acc / ÷GRU
+        shown[width] = len(header.split())
+        assert "fitness" in header and "formula" in header
+    assert shown[80] < shown[160]
+    assert "(--wide shows every column)" in " ".join(cli("leaderboard", "--db", url, columns=80).stdout.split())
+    r = cli("leaderboard", "--db", url, "--wide", "--top", "50", columns=80)
+    assert "evals" in r.stdout and "params" in r.stdout and "…" not in r.stdout
+    for text in frame["formula"]:
+        assert text in r.stdout  # whole, on one line
+
+
+def test_one_formula_notation_from_zoo_to_leaderboard(searched):
+    url, _ = searched
+    frame = leaderboard(url)
+    gru = frame[frame["name"] == "GRU"].iloc[0]
+    assert gru["formula"] == formula(zoo.get("GRU"))
+    assert gru["formula"].startswith("g1 = σ(W[x,h] + b); h_next = ")
+    assert not frame["formula"].str.contains(r"\bn\d+ = ").any()
+    zoo_lines = cli("zoo").stdout.splitlines()
+    assert any(line.startswith("GRU ") and line.endswith(gru["formula"]) for line in zoo_lines)
+    legend = cli("show", "--legend").stdout
+    for term in ("W[x,h] + b", "b(1)", "W~0.9I[x]", "u * v", "g1 = ...", "h_next"):
+        assert term in legend
+
+
+def test_csv_keeps_whole_numbers_whole(searched):
+    url, _ = searched
+    r = cli("leaderboard", "--db", url, "--format", "csv", "--top", "50")
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert any(row["parent"] for row in rows) and any(not row["parent"] for row in rows)
+    for row in rows:
+        for key in ("rank", "id", "evaluations", "parameters") + (("parent",) if row["parent"] else ()):
+            assert re.fullmatch(r"\d+", row[key]), (key, row[key])
+        assert row["fitness"] == "" or float(row["fitness"]) > 0
+
+
+@pytest.mark.parametrize(
+    "args", [("--help",), ("leaderboard",), ("db", "status"), ("show", "--legend"), ("leaderboard", "--help")]
+)
+def test_read_only_commands_start_without_torch_or_ray(searched, args):
+    url, _ = searched
+    probe = (
+        "import sys, atexit\n"
+        "heavy = ('torch', 'ray', 'pandas', 'alembic', 'matplotlib')\n"
+        "atexit.register(lambda: print('loaded:', sorted({m.split('.')[0] for m in sys.modules} & set(heavy))))\n"
+        "from rnnsearch.cli import main\n"
+        "main()\n"
+    )
+    db = ("--db", url) if args[0] != "--help" and "--help" not in args and "--legend" not in args else ()
+    r = subprocess.run([sys.executable, "-c", probe, *args, *db], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "loaded: []"
+
+
 def test_table_rank_by_task_and_show(searched):
     url, _ = searched
     r = cli("leaderboard", "--db", url, "--task", "xml", "--top", "5")
-    assert r.returncode == 0 and r.stdout.splitlines()[0].startswith("rank")
+    assert r.returncode == 0 and r.stdout.splitlines()[1].startswith("rank")
     frame = leaderboard(url, task="xml")
     assert frame["xml_rel"].dropna().is_monotonic_decreasing
     child = frame[frame["parent"].notna()].iloc[0]

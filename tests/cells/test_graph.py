@@ -90,7 +90,10 @@ def test_json_carries_a_schema_version_and_refuses_others():
 
 def test_formula_reads_like_the_equations():
     assert formula(zoo.get("Tanh")) == "h_next = tanh(W[x,h] + b)"
-    assert "h * (1 - z)" in formula(zoo.get("MUT1"))
+    assert formula(zoo.get("MUT1")).startswith("g1 = σ(W[x] + b); h_next = ")
+    assert "h * (1 - g1)" in formula(zoo.get("MUT1"))
+    # a new state used again in the cell is written once, under its own name
+    assert formula(zoo.get("LSTM")).endswith("; h_next = σ(W[x,h] + b) * tanh(c_next)")
 
 
 def test_zoo_cells_all_hash_differently_except_true_twins():

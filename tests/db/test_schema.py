@@ -26,6 +26,22 @@ def test_migrations_build_exactly_the_models(db_url):
     assert diff == []
 
 
+def test_the_version_check_reads_what_alembic_reads(db_url):
+    """The check every command makes skips importing Alembic; it must agree with it."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(schema._config())
+    assert schema.revisions() == {s.revision: s.down_revision for s in script.walk_revisions()}
+    assert schema.head() == script.get_current_head()
+    engine = make_engine(db_url)
+    assert schema.current(engine) is None
+    for revision in schema.revisions():
+        schema.upgrade(engine, revision)
+        with engine.connect() as conn:
+            assert schema.current(engine) == MigrationContext.configure(conn).get_current_revision() == revision
+    engine.dispose()
+
+
 def test_old_database_asks_for_upgrade_and_the_command_upgrades_it(db_url):
     engine = make_engine(db_url)
     schema.upgrade(engine, "0001")
