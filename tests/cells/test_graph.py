@@ -204,3 +204,13 @@ def test_canonical_form_is_a_fixed_point(seed):
     c = canonicalize(g)
     assert canonicalize(c).to_dict() == c.to_dict()
     assert canonical_hash(c) == canonical_hash(g)
+
+
+def test_the_readme_explains_every_term_of_the_legend():
+    from pathlib import Path
+
+    from rnnsearch.cells.formula import LEGEND
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    for term, meaning in LEGEND:
+        assert f"| `{term}` | {meaning} |" in readme

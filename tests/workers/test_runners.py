@@ -146,3 +146,32 @@ def _local(reqs):
     for r in reqs:
         runner.submit(r)
     return runner
+
+
+def test_ray_start_does_not_invite_turning_authentication_off():
+    """Ray's own notice on every start says how to opt out of token authentication;
+    rnnsearch hides that one line and keeps Ray's warning when authentication is off."""
+    import logging
+
+    from ray._private.authentication import authentication_token_setup as setup
+
+    from rnnsearch.workers.ray_runner import _quiet_auth_notice
+
+    class Keep(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.WARNING)
+            self.messages = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    _quiet_auth_notice()
+    keep = Keep()
+    setup.logger.addHandler(keep)  # Ray's loggers do not propagate to pytest's capture
+    try:
+        setup._warn_token_auth_enabled()
+        setup._warn_token_auth_disabled()
+    finally:
+        setup.logger.removeHandler(keep)
+    assert not any("to opt out" in m for m in keep.messages)
+    assert any(m.startswith("Token authentication is disabled") for m in keep.messages)
