@@ -296,9 +296,9 @@ def train_cmd(
 
 
 def _preset_note(preset: str | None, err: bool = False) -> None:
-    from rnnsearch.tasks.presets import preset_note
-
     import textwrap
+
+    from rnnsearch.tasks.presets import preset_note
 
     note = preset_note(preset)
     if note:
