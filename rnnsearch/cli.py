@@ -28,7 +28,8 @@ app = typer.Typer(
 def zoo_cmd(
     hidden: int = typer.Option(128, "--hidden", min=1, max=65536, help="width n for the parameter count"),
 ) -> None:
-    """List the zoo: name, states, parameters at width n, formula."""
+    """List the zoo: name, states, parameters at width n, formula (cut to the terminal's
+    width; `rnnsearch show NAME` prints it whole, `--legend` explains it)."""
     from rnnsearch.cells import formula, parameter_count, zoo
 
     rows = []
@@ -36,10 +37,15 @@ def zoo_cmd(
         g = zoo.get(name)
         rows.append((name, ",".join(g.states), f"{parameter_count(g, hidden):,}", formula(g)))
     w = [max(len(r[i]) for r in rows) for i in range(3)]
-    typer.echo(f"{'name':{w[0]}}  {'states':{w[1]}}  {f'params@{hidden}':>{max(w[2], 11)}}  formula")
+    w[2] = max(w[2], len(f"params@{hidden}"))
+    room = max(20, _terminal_width() - (w[0] + w[1] + w[2] + 6))
+    typer.echo(f"{'name':{w[0]}}  {'states':{w[1]}}  {f'params@{hidden}':>{w[2]}}  formula")
     for r in rows:
-        typer.echo(f"{r[0]:{w[0]}}  {r[1]:{w[1]}}  {r[2]:>{max(w[2], 11)}}  {r[3]}")
+        text = r[3] if len(r[3]) <= room else r[3][: room - 1] + "…"
+        typer.echo(f"{r[0]:{w[0]}}  {r[1]:{w[1]}}  {r[2]:>{w[2]}}  {text}")
     typer.echo("also: RHN-<depth> (RHN is depth 3), IndRNN-T<steps> (|u| <= 2^(1/steps))")
+    typer.echo("a formula cut short (…) is whole in `rnnsearch show NAME`")
+    typer.echo("notation: `rnnsearch show --legend`")
 
 
 @app.command("show")
@@ -701,20 +707,32 @@ def db_upgrade_cmd(db: str | None = DB_OPTION) -> None:
 @db_app.command("status")
 def db_status_cmd(db: str | None = DB_OPTION) -> None:
     """Schema version, searches, and evaluations by status."""
+    import textwrap
+
     from rnnsearch.db import Store, schema
 
-    with Store(_db_url(db), create=False) as store:
-        typer.echo(f"database  {store.safe_url} ({store.dialect})")
-        typer.echo(f"schema    {schema.current(store.engine) or 'none (created on first use)'}")
+    def say(label: str, text: str) -> None:
+        for line in textwrap.wrap(text, _terminal_width() - 10, subsequent_indent="  ") or [""]:
+            typer.echo(f"{label:<10}{line}")
+            label = ""
+
+    try:
+        store = Store(_db_url(db), create=False)
+    except schema.SchemaOutdated as e:  # the one thing to say about it, and how to move on
+        say("schema", str(e).replace("the database has schema ", ""))
+        return
+    with store:
+        say("database", f"{store.safe_url} ({store.dialect})")
+        say("schema", schema.current(store.engine) or "none (created on first use)")
         for search in store.searches():
             counts = store.status_counts(search.id)
             summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no evaluations"
-            typer.echo(f"search    {search.name} [{search.status}]: {summary}")
+            say("search", f"{search.name} [{search.status}]: {summary}")
             stages = store.stage_counts(search.id)
             if stages:
                 from rnnsearch.search.stages import stage_summary
 
-                typer.echo(f"          candidates {sum(stages.values())}: {stage_summary(stages)}")
+                say("", f"candidates {sum(stages.values())}: {stage_summary(stages)}")
 
 
 def _current_revision(engine, url: str) -> str | None:

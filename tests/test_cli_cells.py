@@ -8,11 +8,20 @@ def run(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "rnnsearch.cli", *args], capture_output=True, text=True, cwd=cwd)
 
 
-def test_zoo_lists_every_cell():
-    r = run("zoo")
+def test_zoo_lists_every_cell_within_the_terminal():
+    import os
+
+    r = subprocess.run(
+        [sys.executable, "-m", "rnnsearch.cli", "zoo"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "80"},
+    )
     assert r.returncode == 0
     for name in ("Tanh", "LSTM-b", "GRU", "MUT3", "CIFG", "FGR", "IndRNN", "RHN"):
         assert f"\n{name} " in r.stdout
+    assert max(len(line) for line in r.stdout.splitlines()) <= 80
+    assert "h_next = tanh(W[x,h] + b)" in r.stdout  # short formulas are whole
 
 
 def test_show_prints_formula_and_draws(tmp_path):

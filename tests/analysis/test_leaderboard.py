@@ -97,8 +97,8 @@ def test_table_fits_the_terminal_and_says_what_it_left_out(searched):
     assert "(--wide shows every column)" in " ".join(cli("leaderboard", "--db", url, columns=80).stdout.split())
     r = cli("leaderboard", "--db", url, "--wide", "--top", "50", columns=80)
     assert "evals" in r.stdout and "params" in r.stdout and "…" not in r.stdout
-    for text in frame["formula"]:
-        assert text in r.stdout  # whole, on one line
+    for whole in frame["formula"]:
+        assert whole in r.stdout  # whole, on one line
 
 
 def test_one_formula_notation_from_zoo_to_leaderboard(searched):
@@ -108,7 +108,7 @@ def test_one_formula_notation_from_zoo_to_leaderboard(searched):
     assert gru["formula"] == formula(zoo.get("GRU"))
     assert gru["formula"].startswith("g1 = σ(W[x,h] + b); h_next = ")
     assert not frame["formula"].str.contains(r"\bn\d+ = ").any()
-    zoo_lines = cli("zoo").stdout.splitlines()
+    zoo_lines = cli("zoo", columns=300).stdout.splitlines()
     assert any(line.startswith("GRU ") and line.endswith(gru["formula"]) for line in zoo_lines)
     legend = cli("show", "--legend").stdout
     for term in ("W[x,h] + b", "b(1)", "W~0.9I[x]", "u * v", "g1 = ...", "h_next"):

@@ -48,6 +48,8 @@ def test_old_database_asks_for_upgrade_and_the_command_upgrades_it(db_url):
     engine.dispose()
     with pytest.raises(SchemaOutdated, match="rnnsearch db upgrade"):
         Store(db_url)
+    r = cli("db", "status", "--db", db_url)  # status still answers, and says what to do
+    assert r.returncode == 0 and "0001, older than" in r.stdout and "rnnsearch db upgrade" in r.stdout
     r = cli("db", "upgrade", "--db", db_url)
     assert r.returncode == 0, r.stderr
     assert f"0001 -> {schema.head()}" in r.stdout
