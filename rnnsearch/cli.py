@@ -223,23 +223,23 @@ def _terminal_width() -> int:
 
 @app.command("report")
 def report_cmd(
-    output: Path = typer.Option(Path("report"), "-o", "--output", help="folder for index.html and its images"),
+    output: Path = typer.Option(
+        Path("report.html"), "-o", "--output", help="the HTML file to write (a folder: its index.html)"
+    ),
     db: str | None = typer.Option(
         None, "--db", envvar="RNNSEARCH_DB", help="database URL (default sqlite:///rnnsearch.db)"
     ),
     search: str | None = typer.Option(None, "--search", help="one search (default: the only one, else all)"),
 ) -> None:
-    """Write a self-contained HTML report with plots of the search."""
+    """Write the report as one self-contained HTML file: plots, leaderboard, drawn cells."""
     from rnnsearch.analysis.report import write_report
     from rnnsearch.db import Store
 
-    if output.exists() and not output.is_dir():
-        raise UserError(f"{output} exists and is not a folder")
-    if not output.parent.exists():
+    if not output.is_dir() and not output.parent.exists():
         raise UserError(f"folder {output.parent} does not exist")
     with Store(_db_url(db), create=False) as store:
-        index = write_report(store, output, search=search)
-    typer.echo(f"wrote {index}")
+        page = write_report(store, output, search=search)
+    typer.echo(f"wrote {page}")
 
 
 @app.command("train")

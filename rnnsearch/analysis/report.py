@@ -1,180 +1,237 @@
-"""A self-contained report of a search: one HTML page and the PNG plots it shows."""
+"""A report of a search as one self-contained HTML file: the plots are inlined as PNG
+data URIs and the drawn cells as inline SVG (or PNG), so the page can be mailed, kept
+next to a paper draft or opened years later without a folder of images."""
 
 from __future__ import annotations
 
 import html
-from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+from rnnsearch.analysis import plots
+from rnnsearch.analysis.draw import render_cell
+from rnnsearch.analysis.frames import Scope, leaderboard, scope
+from rnnsearch.analysis.page import CSS, leaderboard_table, notation
+from rnnsearch.analysis.progress import (
+    best_seed,
+    cell_title,
+    funnel,
+    mutant_history,
+    operator_yield,
+    stage_counts,
+)
+from rnnsearch.db import Store
 
-from rnnsearch.analysis.draw import draw_graph  # noqa: E402
-from rnnsearch.analysis.frames import fitness_history, leaderboard, scope  # noqa: E402
-from rnnsearch.db import Store  # noqa: E402
-
-STAGES = ("filtered_memorize", "stopped_task1", "complete", "memorize", "task1", "other_tasks")
-STAGE_LABELS = {
-    "filtered_memorize": "removed by memorize",
-    "stopped_task1": "stopped at task 1",
-    "complete": "complete",
-    "memorize": "in memorize",
-    "task1": "in task 1",
-    "other_tasks": "in other tasks",
-}
+NONE_PASSED = "No mutated candidate has passed every task yet"
 
 
-def _save(fig, path: Path) -> str:
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path.name
+def report_path(path: str | Path) -> Path:
+    """The file to write: ``path`` itself, or ``index.html`` inside it when it is a folder:
+    one that exists, or a new one, named with a trailing slash or without a suffix (as
+    ``report -o report/`` always wrote ``report/index.html``)."""
+    p = Path(path)
+    if p.is_dir() or str(path).endswith(("/", "\\")) or (not p.exists() and not p.suffix):
+        return p / "index.html"
+    return p
 
 
-def plot_history(hist: pd.DataFrame, folder: Path) -> list[str]:
-    out = []
-    for x, label, name in (
-        ("evaluation", "evaluations finished", "fitness_by_evaluation.png"),
-        ("seconds", "seconds since the first result", "fitness_by_time.png"),
-    ):
-        fig, ax = plt.subplots(figsize=(6.4, 3.6))
-        ax.step(hist[x], hist["best_fitness"], where="post", color="#1f77b4")
-        ax.axhline(1.0, color="#d62728", linestyle="--", linewidth=1, label="GRU = 1")
-        ax.set_xlabel(label)
-        ax.set_ylabel("best fitness so far")
-        ax.set_title("Best fitness over evaluations" if x == "evaluation" else "Best fitness over time")
-        ax.legend(loc="lower right")
-        out.append(_save(fig, folder / name))
+@dataclass(frozen=True)
+class Card:
+    """One card of the page's grid: a heading, an image (or a sentence) and a caption."""
+
+    heading: str
+    image: str  # a data URI, or "" for a card that only has text
+    alt: str
+    caption: str
+
+
+def write_report(store: Store, path: str | Path, search: str | None = None, top: int = 5, engine: str = "auto") -> Path:
+    """Write the report to ``path`` (a file, or a folder's ``index.html``: see
+    :func:`report_path`) and return the file written; nothing else is written. ``engine``
+    draws the cells: ``dot``, ``matplotlib`` or ``auto`` (dot where it is installed)."""
+    out = report_path(path)
+    sc = scope(store, search)
+    board = leaderboard(store, search)  # first, so an empty database writes nothing
+    page = build_page(store, sc, board, top, engine)
+    if out.parent != Path(path).parent:  # a folder named for the report: make it
+        out.parent.mkdir(exist_ok=True)
+    out.write_text(page, encoding="utf-8")
     return out
 
 
-def plot_tasks(board: pd.DataFrame, tasks: list[str], baseline: dict, folder: Path) -> str:
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.8), squeeze=False)
-    for ax, t in zip(axes[0], tasks, strict=True):
-        frame = board.dropna(subset=[t]).sort_values(t)
-        colors = ["#d62728" if n == "GRU" else "#2ca02c" if n == "LSTM" else "#1f77b4" for n in frame["name"]]
-        ax.scatter(range(len(frame)), frame[t], s=14, c=colors)
-        if baseline.get(t) is not None:
-            ax.axhline(baseline[t], color="#d62728", linestyle="--", linewidth=1, label="GRU best")
-            ax.legend(loc="lower right")
-        ax.set_title(t)
-        ax.set_xlabel("architectures, sorted")
-        ax.set_ylabel("best validation accuracy")
-    fig.suptitle("Accuracy per task of every architecture against the GRU")
-    return _save(fig, folder / "accuracy_per_task.png")
-
-
-def plot_stages(board: pd.DataFrame, folder: Path) -> str:
-    counts = Counter(board.loc[board["origin"] == "mutation", "stage"])
-    labels = [STAGE_LABELS[s] for s in STAGES if counts.get(s)]
-    values = [counts[s] for s in STAGES if counts.get(s)]
-    fig, ax = plt.subplots(figsize=(6.4, 3.2))
-    ax.barh(labels or ["no candidates"], values or [0], color="#9467bd")
-    for i, v in enumerate(values):
-        ax.text(v, i, f" {v}", va="center")
-    ax.set_xlabel("candidates")
-    ax.set_title("Where the candidates ended")
-    return _save(fig, folder / "stages.png")
-
-
-def plot_operators(board: pd.DataFrame, archs: dict, folder: Path) -> str:
-    """Operators in mutations whose child beat its parent's fitness, against all mutations."""
-    fit = dict(zip(board["id"], board["fitness"], strict=True))
-    used, improved = Counter(), Counter()
-    for a in archs.values():
-        if a.origin != "mutation":
-            continue
-        ops = {op[0] for op in a.mutation_ops}
-        used.update(ops)
-        child, parent = fit.get(a.id), fit.get(a.parent_id)
-        if child is not None and parent is not None and pd.notna(child) and pd.notna(parent) and child > parent:
-            improved.update(ops)
-    names = sorted(used, key=lambda k: -used[k])
-    fig, ax = plt.subplots(figsize=(6.4, 3.4))
-    ax.barh(names or ["none"], [used[n] for n in names] or [0], color="#c7c7c7", label="in all mutations")
-    ax.barh(names or ["none"], [improved[n] for n in names] or [0], color="#ff7f0e", label="in improvements")
-    ax.invert_yaxis()
-    ax.set_xlabel("mutations")
-    ax.set_title("Which operators produced improvements")
-    ax.legend(loc="lower right")
-    return _save(fig, folder / "operators.png")
-
-
-def write_report(store: Store, folder: str | Path, search: str | None = None, top: int = 5) -> Path:
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    sc = scope(store, search)
-    board = leaderboard(store, search)
+def build_page(store: Store, sc: Scope, board: pd.DataFrame, top: int = 5, engine: str = "auto") -> str:
+    e = html.escape
     tasks = board.attrs["tasks"]
     baseline = board.attrs["baseline"]
     archs = {a.id: a for a in store.architectures(search_id=sc.search_id)}
-    hist = fitness_history(store, search)
-    images = plot_history(hist, folder)
-    images.append(plot_tasks(board, tasks, baseline, folder))
-    images.append(plot_stages(board, folder))
-    images.append(plot_operators(board, archs, folder))
-    cells = []
-    for _, row in board.head(top).iterrows():
-        png = f"cell_{int(row['id'])}.png"
-        draw_graph(
-            archs[int(row["id"])].graph()
-            if int(row["id"]) in archs
-            else store.get_architecture(int(row["id"])).graph(),
-            folder / png,
-            title=f"#{int(row['id'])} {row['name']}",
-        )
-        cells.append((row, png))
-    page = _page(sc, board, tasks, baseline, images, cells, len(hist))
-    index = folder / "index.html"
-    index.write_text(page, encoding="utf-8")
-    return index
-
-
-def _fmt(v, digits=4) -> str:
-    return "–" if v is None or (isinstance(v, float) and pd.isna(v)) else f"{v:.{digits}f}"
-
-
-def _page(sc, board, tasks, baseline, images, cells, n_evals) -> str:
-    e = html.escape
+    hist = mutant_history(store, sc, board)
+    seed = best_seed(board)
+    counts = stage_counts(store, sc)
+    steps = funnel(counts, tasks)
+    made = steps[0].reached
     title = f"rnnsearch report: {sc.search.name if sc.search else 'all searches'}"
-    head = "".join(f"<th>{e(t)}</th><th>{e(t)} / GRU</th>" for t in tasks)
-    rows = []
-    for _, r in board.head(20).iterrows():
-        vals = "".join(f"<td>{_fmt(r.get(t))}</td><td>{_fmt(r.get(f'{t}_rel'), 3)}</td>" for t in tasks)
-        rows.append(
-            f"<tr><td>{int(r['rank'])}</td><td>{int(r['id'])}</td><td>{e(str(r['name']))}</td>{vals}"
-            f"<td><b>{_fmt(r['fitness'], 3)}</b></td><td>{int(r['evaluations'])}</td><td>{e(str(r['stage']))}</td>"
-            f"<td class=f>{e(str(r['formula']))}</td></tr>"
-        )
-    figs = "".join(f'<figure><img src="{e(i)}" alt="{e(i)}"></figure>' for i in images)
-    drawn = "".join(
-        f'<figure><img src="{e(png)}" alt="cell {int(r["id"])}"><figcaption>#{int(r["id"])} {e(str(r["name"]))}, '
-        f"fitness {_fmt(r['fitness'], 3)}<br><code>{e(str(r['formula']))}</code></figcaption></figure>"
-        for r, png in cells
+
+    finished = [v for v in store.evaluations(sc.search_id) if v.finished_at is not None]
+    span = (
+        (max(v.finished_at for v in finished) - min(v.created_at for v in finished)).total_seconds() / 60
+        if finished
+        else 0.0
     )
-    base = ", ".join(f"{e(t)} {_fmt(v)}" for t, v in baseline.items() if t in tasks) or "none yet"
+    cards = [_progress_card(hist, seed, steps, span)]
+    if made:
+        cards.append(
+            Card(
+                "How far the candidates got",
+                plots.png_uri(plots.funnel_plot(steps)),
+                "stage funnel",
+                "Each bar counts the mutated candidates that reached a stage or went further. Degenerate "
+                "candidates (whose output ignores the input or the state) are refused before training.",
+            )
+        )
+        cards.append(
+            Card(
+                "What each mutation operator produced",
+                plots.png_uri(plots.operator_plot(operator_yield(archs.values(), board))),
+                "operator yield",
+                "Grey: children whose mutation used the operator; light orange: those that passed memorize; "
+                "dark orange: those whose fitness beat their parent's. A child made by several operators "
+                "counts for each.",
+            )
+        )
+    cards += _task_cards(board, sc, tasks, baseline)
+    figures = "\n".join(_card(c) for c in cards)
+    cells = "\n".join(_cell_card(store, archs, row, engine) for _, row in board.head(top).iterrows())
+    base = ", ".join(f"{e(t)} {baseline[t]:.4f}" for t in tasks if baseline.get(t) is not None) or "none yet"
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1200px; }}
-table {{ border-collapse: collapse; font-size: 0.85em; }}
-th, td {{ border-bottom: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }}
-td.f {{ text-align: left; font-family: monospace; max-width: 32em; overflow-wrap: anywhere; }}
-figure {{ display: inline-block; margin: 0.5em; vertical-align: top; max-width: 560px; }}
-figure img {{ max-width: 100%; border: 1px solid #eee; }}
-figcaption {{ font-size: 0.8em; }}
-</style></head><body>
-<h1>{e(title)}</h1>
-<p>{len(board)} architectures, {n_evals} finished evaluations; tasks: {e(", ".join(tasks))}. GRU's best (the yardstick): {base}.
-Fitness is the minimum over tasks of the best validation accuracy divided by the GRU's
-(the plots of fitness over the search use the GRU's final best).</p>
-<h2>Leaderboard (top 20)</h2>
-<table><tr><th>rank</th><th>id</th><th>name</th>{head}<th>fitness</th><th>evals</th><th>stage</th><th>formula</th></tr>
-{"".join(rows)}</table>
-<h2>The search</h2>{figs}
-<h2>The top cells</h2>{drawn}
-</body></html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{e(title)}</title>
+<style>{CSS}</style></head><body><main>
+<header><h1>{e(title)}</h1>
+<p class="lead">{_summary(store, sc, board, hist, seed, made, len(finished), span)}</p>
+<p class="note">Fitness is the minimum over the tasks ({e(", ".join(tasks))}) of an architecture's best
+validation accuracy divided by the GRU's best; the GRU's best (the yardstick): {base}. Plots measure
+against the GRU's final best, so a fitness shown earlier in the search is on the same scale.</p></header>
+<section><h2>The search</h2><div class="grid">
+{figures}
+</div></section>
+<section><h2>Leaderboard (top 20)</h2><div class="card">{leaderboard_table(board.head(20), tasks)}{notation()}</div></section>
+<section><h2>The top {min(top, len(board))} cells</h2><div class="grid cells">
+{cells}
+</div></section>
+</main></body></html>
 """
+
+
+def _duration(minutes: float) -> str:
+    if minutes < 2:
+        return f"{minutes * 60:.0f} seconds"
+    return f"{minutes:,.0f} minutes" if minutes < 180 else f"{minutes / 60:,.1f} hours"
+
+
+def _summary(store: Store, sc: Scope, board, hist, seed, made: int, finished: int, span: float) -> str:
+    e = html.escape
+    status = store.status_counts(sc.search_id)
+    done = ", ".join(f"{n} {k}" for k, n in sorted(status.items()) if k not in ("pending", "running"))
+    parts = [f"{made} candidates made by mutation"] if made else []
+    parts.append(f"{len(board)} architectures evaluated")
+    parts.append(f"{finished} evaluations finished ({e(done)}) in {_duration(span)}")
+    if sc.search:
+        parts.append(f"preset {e(str(sc.search.config.get('preset', '?')))}, status {e(sc.search.status)}")
+    text = "; ".join(parts) + "."
+    if not hist.empty:
+        last = hist.iloc[-1]
+        winner = int(hist.loc[hist["fitness"] == last["best"], "id"].iloc[0])
+        text += f" Best mutated candidate: <b>#{winner}</b>, fitness <b>{last['best']:.3f}</b>"
+        text += f" (best seed: {e(seed[0])} {seed[1]:.3f})." if seed else "."
+    elif seed:
+        text += f" Best seed: {e(seed[0])}, fitness {seed[1]:.3f}."
+    return text
+
+
+def _progress_card(hist: pd.DataFrame, seed, steps, span: float) -> Card:
+    heading = "Best mutated candidate over time" if steps[0].reached else "Mutated candidates"
+    if hist.empty:
+        made = steps[0].reached
+        text = f"{NONE_PASSED}."
+        if made:
+            got = [f"{s.reached} {s.phrase}" for s in steps[1:]]
+            text += f" Of the {made} made by mutation, {', '.join(got[:-1])} and {got[-1]}."
+        else:  # a study, or a search stopped before its first mutation
+            text += " This search made no candidates by mutation, so there is no funnel or operator yield to show."
+        if seed:
+            text += f" The best seed is {seed[0]}, at fitness {seed[1]:.3f}."
+        return Card(heading, "", "", text)
+    return Card(
+        heading,
+        plots.png_uri(plots.progress_plot(hist, seed, span)),
+        "best fitness of the mutated candidates over time",
+        "Only candidates made by mutation: the seeds (the zoo cells the search starts from) are the "
+        "reference lines. A dot is a candidate's fitness when it had a result on every task or improved "
+        "one; the line is the best so far, labelled with the candidate that set it.",
+    )
+
+
+def _task_cards(board: pd.DataFrame, sc: Scope, tasks: list[str], baseline: dict) -> list[Card]:
+    config = sc.search.config if sc.search else {}
+    filtered = config.get("kind", "search") == "search"  # a study trains every cell on every task
+    out = []
+    # memorize first: it is the filter every candidate meets before the search's tasks
+    shown = [t for t in ("memorize", *tasks) if t in board.columns and board[t].notna().any()]
+    span = (0, float(board["id"].max()) + 1)
+    for t in shown:
+        bar, note = None, ""
+        if filtered and t == "memorize" and "memorize_threshold" in config:
+            thr = float(config["memorize_threshold"])
+            bar = (thr, f"threshold {thr:g}")
+            note = f" A candidate below {thr:g} on memorize is not trained further."
+        elif filtered and t == tasks[0] and config.get("stop_ratio") and baseline.get(t):
+            ratio = float(config["stop_ratio"])
+            bar = (ratio * baseline[t], f"stop bar: {ratio:g} × GRU's")
+            note = f" A candidate below {ratio:g} times the GRU's best here is stopped."
+        n = int(board[t].notna().sum())
+        if (board.loc[board[t].notna(), "origin"] != "mutation").any():
+            note = " Seeds are green diamonds." + note
+        out.append(
+            Card(
+                f"Task: {t}",
+                plots.png_uri(plots.task_plot(board, t, baseline.get(t), bar, span)),
+                f"best validation accuracy on {t}",
+                f"{n} architectures' best validation accuracy on {t}, by id (the order they were made).{note}",
+            )
+        )
+    return out
+
+
+def _card(c: Card) -> str:
+    e = html.escape
+    body = f'<img src="{c.image}" alt="{e(c.alt)}">' if c.image else ""
+    cls = "card empty" if not c.image else "card"
+    return f'<figure class="{cls}"><h3>{e(c.heading)}</h3>{body}<figcaption>{e(c.caption)}</figcaption></figure>'
+
+
+def _cell_card(store: Store, archs: dict, row, engine: str) -> str:
+    e = html.escape
+    arch_id = int(row["id"])
+    arch = archs.get(arch_id) or store.get_architecture(arch_id)
+    graph = arch.graph()
+    drawing = render_cell(graph, engine=engine, prefix=f"c{arch_id}")
+    if drawing.svg is not None:
+        art = drawing.svg
+    else:
+        art = (
+            f'<img src="{plots.png_uri(drawing.png)}" width="{drawing.width}" height="{drawing.height}" '
+            f'style="width: {drawing.width}px" '
+            f'alt="the graph of cell #{arch_id}">'
+        )
+    fit = row["fitness"]
+    facts = [f"fitness {fit:.3f}" if pd.notna(fit) else "no fitness yet"]
+    facts += [f"{int(row['parameters']):,} parameters at n=128", e(str(row["stage"]))]
+    formula = "\n".join(str(row["formula"]).split("; "))
+    return (
+        f'<figure class="card cell"><h3>{e(cell_title(arch_id, str(row["name"])))}</h3>'
+        f'<p class="facts">{" · ".join(facts)}</p><div class="art">{art}</div>'
+        f'<pre class="formula">{e(formula)}</pre></figure>'
+    )

@@ -184,19 +184,6 @@ def test_exported_top_cell_runs_alone_with_its_weights(searched, tmp_path):
     assert r.stdout.startswith("ran (7, 3,")
 
 
-def test_report_holds_the_page_and_every_image(searched, tmp_path):
-    url, _ = searched
-    r = cli("report", "--db", url, "-o", str(tmp_path / "rep"))
-    assert r.returncode == 0, r.stderr
-    page = (tmp_path / "rep" / "index.html").read_text()
-    images = re.findall(r'<img src="([^"]+)"', page)
-    assert len(images) >= 6
-    for name in images:
-        data = (tmp_path / "rep" / name).read_bytes()
-        assert data[:8] == b"\x89PNG\r\n\x1a\n", name
-    assert "Leaderboard" in page and "GRU" in page
-
-
 @pytest.mark.parametrize(
     "args, message",
     [
