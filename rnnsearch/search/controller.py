@@ -76,6 +76,7 @@ class SearchView:
     baseline: dict[str, float]
     stopping: str = ""
     finished_now: int = 0  # of ``finished``, those this launch ran
+    kind: str = "search"  # or "study", "calibration": what the display calls it
 
 
 class Controller:
@@ -533,6 +534,7 @@ class Controller:
         elapsed = time.monotonic() - self.started
         done = sum(self.finished.values())
         return SearchView(
+            kind=self.config.kind,
             search=self.search.name,
             elapsed_s=elapsed,
             finished=dict(self.finished),

@@ -19,7 +19,7 @@ def summary_lines(v: SearchView) -> list[str]:
     stages = stage_summary(v.by_stage)
     base = ", ".join(f"{t} {a:.4f}" for t, a in v.baseline.items()) or "not yet"
     return [
-        f"search {v.search}: {done} evaluations done ({failures}), {v.in_flight} in flight, "
+        f"{v.kind} {v.search}: {done} evaluations done ({failures}), {v.in_flight} in flight, "
         f"{v.evaluations_per_hour:,.0f}/hour, workers busy {100 * v.busy_fraction:.0f}%, {v.elapsed_s:,.0f}s",
         f"candidates {v.architectures} ({stages or 'none yet'}), duplicates skipped {v.duplicates}",
         f"GRU baseline: {base}",
