@@ -14,8 +14,6 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -316,7 +314,12 @@ class Store:
                     created_at=now,
                 )
             )
-        insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        # The dialects' INSERT ... ON CONFLICT, imported where written: the PostgreSQL
+        # dialect brings asyncio, which a read-only command should not pay for.
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
         with self.session() as s, s.begin():
             for chunk in _chunks(rows, 500):
                 s.execute(insert(Evaluation).values(chunk).on_conflict_do_nothing())
