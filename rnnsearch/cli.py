@@ -307,8 +307,9 @@ def _preset_note(preset: str | None, err: bool = False) -> None:
     from rnnsearch.tasks.presets import preset_note
 
     note = preset_note(preset)
-    if note:
-        typer.echo(textwrap.fill(note, _terminal_width()), err=err)
+    if note:  # wrapped for a reader (a terminal, or COLUMNS set); one line for a program
+        reader = os.environ.get("COLUMNS") or (sys.stderr if err else sys.stdout).isatty()
+        typer.echo(textwrap.fill(note, _terminal_width()) if reader else note, err=err)
 
 
 def _check_device(device: str) -> None:

@@ -17,7 +17,9 @@ def test_study_gives_every_cell_the_same_settings_and_prints_the_table(tmp_path)
     r = cli(*args, "--png", str(png))
     assert r.returncode == 0, r.stderr
     assert "adding the GRU" in r.stderr
-    *lines, note = r.stdout.strip().splitlines()
+    out = r.stdout.strip().splitlines()
+    at = next(i for i, ln in enumerate(out) if ln.startswith("smoke preset:"))
+    lines, note = out[:at], " ".join(out[at:])  # the note is wrapped where COLUMNS is set
     assert lines[0].startswith("cell") and [ln.split()[0] for ln in lines[1:]] == ["LSTM", "LSTM-f", "GRU"]
     assert note.startswith("smoke preset:") and "mean nothing" in note
     assert png.read_bytes()[:4] == b"\x89PNG"
