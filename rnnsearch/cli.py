@@ -106,13 +106,12 @@ def _architecture_graph(arch_id: int, db: str | None):
 
 def _show_architecture(arch_id: int, db: str | None, hidden: int) -> None:
     from rnnsearch.analysis.export import get_architecture
-    from rnnsearch.analysis.frames import display_name
     from rnnsearch.cells import formula_lines
     from rnnsearch.db import Store
 
     with Store(_db_url(db), create=False) as store:
         arch = get_architecture(store, arch_id)
-        name = display_name(arch)
+        name = arch.display_name
         typer.echo(
             f"#{arch.id}" + ("" if name.startswith("#") else f" {name}") + f"  origin {arch.origin}  stage {arch.stage}"
         )
@@ -124,7 +123,7 @@ def _show_architecture(arch_id: int, db: str | None, hidden: int) -> None:
             typer.echo("lineage:")
             for a in chain:
                 ops = "; ".join(" ".join(str(x) for x in op if x is not None) for op in a.mutation_ops) or a.origin
-                label = display_name(a)
+                label = a.display_name
                 typer.echo(f"  #{a.id}" + ("" if label.startswith("#") else f" {label}") + f": {ops}")
         scores = store.task_scores(architecture_ids=[arch.id])
         if scores:

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rnnsearch.db import ArchitectureInfo, SearchInfo, Store
+from rnnsearch.db import SearchInfo, Store
 from rnnsearch.errors import UserError
 
 if TYPE_CHECKING:
@@ -40,10 +40,6 @@ def scope(store: Store, search: str | None = None) -> Scope:
         return scope(store, searches[0].name)
     evaluated = {sc.task for sc in store.task_scores()}
     return Scope(None, tuple(t for t in SEARCH_TASKS if t in evaluated))
-
-
-def display_name(arch: ArchitectureInfo) -> str:
-    return arch.display_name
 
 
 @dataclass(frozen=True)
