@@ -222,8 +222,8 @@ def _terminal_width() -> int:
 
 @app.command("report")
 def report_cmd(
-    output: Path = typer.Option(
-        Path("report.html"), "-o", "--output", help="the HTML file to write (a folder: its index.html)"
+    output: str = typer.Option(
+        "report.html", "-o", "--output", help="the HTML file to write (a folder, or a name ending in /: its index.html)"
     ),
     db: str | None = typer.Option(
         None, "--db", envvar="RNNSEARCH_DB", help="database URL (default sqlite:///rnnsearch.db)"
@@ -231,11 +231,15 @@ def report_cmd(
     search: str | None = typer.Option(None, "--search", help="one search (default: the only one, else all)"),
 ) -> None:
     """Write the report as one self-contained HTML file: plots, leaderboard, drawn cells."""
-    from rnnsearch.analysis.report import write_report
+    from rnnsearch.analysis.report import report_path, write_report
     from rnnsearch.db import Store
 
-    if not output.is_dir() and not output.parent.exists():
-        raise UserError(f"folder {output.parent} does not exist")
+    page = report_path(output)  # a str, so that a trailing / still means a folder
+    if page.exists() and page.suffix.lower() not in (".html", ".htm"):
+        raise UserError(f"{page} exists and is not an HTML file: give a new name, or one ending in .html")
+    needed = page.parent.parent if page != Path(output) else page.parent  # a folder report makes its folder
+    if not needed.exists():
+        raise UserError(f"folder {needed} does not exist")
     with Store(_db_url(db), create=False) as store:
         page = write_report(store, output, search=search)
     typer.echo(f"wrote {page}")

@@ -1,5 +1,5 @@
 """Leaderboard frames, plots and reports built from the store."""
 
-from rnnsearch.analysis.frames import fitness_history, leaderboard
+from rnnsearch.analysis.frames import board, leaderboard
 
-__all__ = ["fitness_history", "leaderboard"]
+__all__ = ["board", "leaderboard"]

@@ -34,8 +34,9 @@ def columns_for(board: Board) -> list[Column]:
     cols = [Column("rank", "rank"), Column("id", "id"), Column("name", "name")]
     for i, t in enumerate(tasks):
         short = SHORT_TASK.get(t, t)
-        cols.append(Column(t, f"{short}\nacc", 4, priority=30 + i))
-        cols.append(Column(f"{t}_rel", f"{short}\n÷GRU", 2, priority=10 + i))
+        first = t == board.ranked_by  # the task the rows are ranked by is shown before any other
+        cols.append(Column(t, f"{short}\nacc", 4, priority=2 if first else 30 + i))
+        cols.append(Column(f"{t}_rel", f"{short}\n÷GRU", 2, priority=1 if first else 10 + i))
     cols += [
         Column("fitness", "fitness", 3),
         Column("evaluations", "evals", priority=40),

@@ -187,7 +187,7 @@ def summary_lines(c: Calibration) -> list[str]:
     """The per-task signal table (fits 100 columns)."""
     head = (
         f"{'task':<11}{'good':>7}{'bad':>7}{'sd':>7}{'separation':>11}"
-        f"{'Tanh/GRU':>9}{'LSTM-f/GRU':>11}{'rho':>6}{'CPU-min':>9}{'per cand':>9}"
+        f"{'Tanh÷GRU':>9}{'LSTM-f÷GRU':>11}{'rho':>6}{'CPU-min':>9}{'per cand':>9}"
     )
     lines = [head]
     for t in c.tasks:

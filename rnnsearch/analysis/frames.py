@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rnnsearch.db import SearchInfo, Store
 from rnnsearch.errors import UserError
+from rnnsearch.search.fitness import GRU_HASH
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,6 +52,7 @@ class Board:
     tasks: tuple[str, ...]  # the search's tasks (fitness is over these)
     baseline: dict[str, float]  # the GRU's best validation accuracy per task
     preset: str | None
+    ranked_by: str | None = None  # a task, or None: fitness
 
 
 def board(store: Store | str, search: str | None = None, top: int | None = None, task: str | None = None) -> Board:
@@ -69,9 +70,7 @@ def board(store: Store | str, search: str | None = None, top: int | None = None,
         if not scores:
             raise UserError("no evaluations in this database yet: run `rnnsearch launch` first")
         archs = {a.id: a for a in st.architectures(ids={s.architecture_id for s in scores})}
-        # The GRU is one row (rows are unique by canonical identity) named when stored:
-        # found by name, the leaderboard needs no graph library.
-        gru = next((a.id for a in archs.values() if a.display_name == "GRU"), None)
+        gru = next((a.id for a in archs.values() if a.hash == GRU_HASH), None)
         baseline = {s.task: s.best_val_accuracy for s in scores if s.architecture_id == gru}
         rows: dict[int, dict] = {}
         for s in scores:
@@ -91,7 +90,7 @@ def board(store: Store | str, search: str | None = None, top: int | None = None,
             row["evaluations"] += s.evaluations
             row[s.task] = s.best_val_accuracy
             row[f"{s.task}_test"] = s.test_accuracy
-        shown_tasks = [t for t in (*sc.tasks, "memorize") if any(t in r for r in rows.values())]
+        shown_tasks = [t for t in dict.fromkeys((*sc.tasks, "memorize")) if any(t in r for r in rows.values())]
         for row in rows.values():
             rels = []
             for t in shown_tasks:
@@ -104,9 +103,9 @@ def board(store: Store | str, search: str | None = None, top: int | None = None,
                     rels.append(rel)
             row["fitness"] = min(rels) if rels and all(r is not None for r in rels) else None
         key = f"{task}_rel" if task else "fitness"
-        if task and all(r[key] is None for r in rows.values()):
+        if task and all(r.get(key) is None for r in rows.values()):
             key = task
-        ranked = sorted(rows.values(), key=lambda r: (r[key] is None, -(r[key] or 0.0), r["id"]))
+        ranked = sorted(rows.values(), key=lambda r: (r.get(key) is None, -(r.get(key) or 0.0), r["id"]))
         shown = ranked[:top] if top else ranked
         columns = ["rank", "id", "name", "formula"]
         for t in shown_tasks:
@@ -117,7 +116,7 @@ def board(store: Store | str, search: str | None = None, top: int | None = None,
         for rank, row in enumerate(shown, 1):
             out.append({c: row.get(c) for c in columns} | {"rank": rank, "formula": archs[row["id"]].formula})
         preset = sc.search.config.get("preset") if sc.search else None
-        return Board(tuple(out), tuple(columns), len(ranked), sc.tasks, baseline, preset)
+        return Board(tuple(out), tuple(columns), len(ranked), sc.tasks, baseline, preset, task)
     finally:
         if own:
             st.close()
@@ -138,36 +137,3 @@ def leaderboard(
             frame[c] = pd.to_numeric(frame[c])
     frame.attrs.update(tasks=list(b.tasks), baseline=b.baseline, preset=b.preset, total=b.total)
     return frame
-
-
-def fitness_history(store: Store, search: str | None = None) -> pd.DataFrame:
-    """Best fitness so far after each finished evaluation, in the order they finished,
-    measured against the GRU's final best (the yardstick as the search ended), so the
-    curve only rises as better cells are found."""
-    import pandas as pd
-
-    from rnnsearch.cells import zoo
-
-    sc = scope(store, search)
-    evs = [e for e in store.evaluations(sc.search_id) if e.status in ("ok", "diverged", "failed") and e.finished_at]
-    evs.sort(key=lambda e: (e.finished_at, e.id))
-    gru = store.lookup(zoo.get("GRU"))
-    final: dict[tuple[int, str], float] = {}
-    for e in evs:
-        if e.status == "ok" and e.val_accuracy is not None:
-            final[(e.architecture_id, e.task)] = max(final.get((e.architecture_id, e.task), -1.0), e.val_accuracy)
-    base = {t: final.get((gru.id, t)) for t in sc.tasks} if gru else {}
-    best: dict[tuple[int, str], float] = {}
-    top = math.nan
-    rows = []
-    t0 = evs[0].finished_at if evs else None
-    for i, e in enumerate(evs, 1):
-        a = e.architecture_id
-        if e.status == "ok" and e.val_accuracy is not None and e.val_accuracy > best.get((a, e.task), -1.0):
-            best[(a, e.task)] = e.val_accuracy
-            if all((a, t) in best and base.get(t) for t in sc.tasks):  # scored on every task
-                f = min(best[(a, t)] / base[t] for t in sc.tasks)
-                if math.isnan(top) or f > top:
-                    top = f
-        rows.append({"evaluation": i, "seconds": (e.finished_at - t0).total_seconds(), "best_fitness": top})
-    return pd.DataFrame(rows, columns=["evaluation", "seconds", "best_fitness"])

@@ -78,7 +78,7 @@ def leaderboard_table(board: pd.DataFrame, tasks: list[str]) -> str:
         rows.append(f'<tr class="fr{seed}"><td></td><td colspan="{len(tds) - 1}" class="f2">{formula}</td></tr>')
     header = (
         '<tr><th>rank</th><th>id</th><th class="l">name</th>'
-        + "".join(f"<th>{e(t)}<small>/ GRU</small></th>" for t in tasks)
+        + "".join(f"<th>{e(t)}<small>÷GRU</small></th>" for t in tasks)
         + '<th>fitness</th><th>evals</th><th>params<small>n=128</small></th><th class="l">stage</th>'
         + '<th class="l f">formula</th></tr>'
     )

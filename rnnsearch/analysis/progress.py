@@ -19,17 +19,13 @@ from rnnsearch.db import ArchitectureInfo, Store
 
 MUTATION = "mutation"
 
-# The stages in the order candidates move through them; rnnsearch.search.display keeps the
-# same order (STAGE_ORDER) but importing it loads torch, which a report must not.
-STAGE_ORDER = ("degenerate", "memorize", "filtered_memorize", "task1", "stopped_task1", "other_tasks", "complete")
-
 
 def mutant_history(store: Store, sc: Scope, board: pd.DataFrame) -> pd.DataFrame:
     """One row per moment a mutated candidate's fitness appeared or rose: ``minutes`` since
     the search queued its first evaluation, ``evaluation`` (finished evaluations so far),
     the candidate's ``id`` and ``fitness``, and ``best``, the best fitness of any mutated
     candidate so far. Fitness is measured against the GRU's final best, as in
-    ``leaderboard`` and ``fitness_history``, so ``best`` only rises."""
+    ``leaderboard``, so ``best`` only rises."""
     tasks = list(board.attrs["tasks"])
     base = board.attrs["baseline"]
     mutants = set(board.loc[board["origin"] == MUTATION, "id"].astype(int))

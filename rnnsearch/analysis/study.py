@@ -63,7 +63,7 @@ def text_table(frame: pd.DataFrame, with_paper: bool = True) -> list[str]:
     def f(v, d=4):
         return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{d}f}"
 
-    head = f"{'cell':<8}" + "".join(f" {t[:10]:>10} {'/GRU':>5} {'n':>5} {'±':>6}" for t in tasks)
+    head = f"{'cell':<8}" + "".join(f" {t[:10]:>10} {'÷GRU':>5} {'n':>5} {'±':>6}" for t in tasks)
     if with_paper:
         head += "   paper (arith / xml / ptb)"
     out = [head]

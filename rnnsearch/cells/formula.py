@@ -73,6 +73,8 @@ def _render(graph: CellGraph) -> list[str]:
         if n not in names:
             kind = "g" if graph.op(n) == "sigmoid" else "v"
             counters[kind] += 1
+            while f"{kind}{counters[kind]}" in reserved:  # a state may be called g1 (FGR's gi, gf, go)
+                counters[kind] += 1
             names[n] = f"{kind}{counters[kind]}"
     cache: dict[str, tuple[str, int]] = {}
 

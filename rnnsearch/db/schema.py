@@ -95,7 +95,9 @@ def ensure(engine: Engine, create: bool = True) -> None:
             f"the database has schema {rev}, newer than this rnnsearch knows ({head()}); upgrade rnnsearch"
         )
     if rev != head():
-        raise SchemaOutdated(f"the database has schema {rev}, older than {head()}: run `rnnsearch db upgrade` first")
+        raise SchemaOutdated(
+            f"the database has schema {rev}, older than {head()}: run `rnnsearch db upgrade` (with the same --db) first"
+        )
 
 
 def ensure_upgradable(engine: Engine) -> None:

@@ -56,6 +56,8 @@ class SearchDisplay:
 
     def __exit__(self, *exc) -> None:
         if self._live is not None:
+            if exc[0] is not None:  # stopped hard: final() will not run, so keep the last frame
+                self._live.transient = False
             self._live.__exit__(*exc)
 
     def __call__(self, view: SearchView) -> None:

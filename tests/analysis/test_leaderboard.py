@@ -148,6 +148,8 @@ def test_table_rank_by_task_and_show(searched):
     url, _ = searched
     r = cli("leaderboard", "--db", url, "--task", "xml", "--top", "5")
     assert r.returncode == 0 and r.stdout.splitlines()[1].startswith("rank")
+    narrow = " ".join(cli("leaderboard", "--db", url, "--task", "xml", columns=60).stdout.split())
+    assert "not shown at this width" in narrow and "xml acc" not in narrow  # the ranking task comes first
     frame = leaderboard(url, task="xml")
     assert frame["xml_rel"].dropna().is_monotonic_decreasing
     child = frame[frame["parent"].notna()].iloc[0]
@@ -211,3 +213,38 @@ def test_empty_database_is_one_line_and_not_created(tmp_path):
     Store(url).close()
     r = cli("leaderboard", "--db", url)
     assert r.returncode != 0 and "no evaluations" in r.stderr
+
+
+def _early_search(url: str, gru_name: str | None):
+    """A search over three tasks where only arithmetic has a result yet, its GRU stored
+    under ``gru_name`` (a study of a graph file keeps the file's name)."""
+    from rnnsearch.db import NewEvaluation
+    from rnnsearch.tasks.api import EvalResult
+
+    with Store(url) as store:
+        search = store.create_search("early", {"tasks": ["arithmetic", "xml", "ptb"], "preset": "smoke"}, 0)
+        gru, _ = store.add_architecture(zoo.get("GRU"), "file:my_gru.json", name=gru_name, search_id=search.id)
+        tanh, _ = store.add_architecture(zoo.get("Tanh"), "zoo:Tanh", search_id=search.id)
+        evs = store.create_evaluations(
+            search.id,
+            [NewEvaluation(a.id, "arithmetic", {"learning_rate": 0.1}, 0, {"max_steps": 1}) for a in (gru, tanh)],
+        )
+        for ev, acc in zip(evs, (0.5, 0.25), strict=True):
+            store.record_result(EvalResult(ev.request_id, "ok", val_accuracy=acc))
+
+
+def test_the_gru_is_the_yardstick_whatever_its_stored_name_and_early_tasks_rank(tmp_path):
+    from rnnsearch.analysis.frames import board
+    from rnnsearch.cells import canonical_hash
+    from rnnsearch.search.fitness import GRU_HASH
+
+    assert GRU_HASH == canonical_hash(zoo.get("GRU"))
+    url = f"sqlite:///{tmp_path / 'early.db'}"
+    _early_search(url, gru_name="my_gru")
+    b = board(url, task="arithmetic")
+    assert b.baseline == {"arithmetic": 0.5}
+    assert [(r["name"], r["arithmetic_rel"]) for r in b.rows] == [("my_gru", 1.0), ("Tanh", 0.5)]
+    for task in ("ptb", "xml"):  # in the search, no result yet: ranked by id, not a crash
+        assert [r["name"] for r in board(url, task=task).rows] == ["my_gru", "Tanh"]
+    r = cli("leaderboard", "--db", url, "--task", "ptb")
+    assert r.returncode == 0, r.stderr

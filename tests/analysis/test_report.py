@@ -2,13 +2,14 @@ import base64
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from rnnsearch.analysis import leaderboard
 from rnnsearch.analysis.draw import draw_graph, has_dot, node_label, render_cell, to_dot
 from rnnsearch.analysis.frames import scope
-from rnnsearch.analysis.progress import STAGE_ORDER, cell_title, funnel, mutant_history, stage_counts
+from rnnsearch.analysis.progress import cell_title, funnel, mutant_history, stage_counts
 from rnnsearch.analysis.report import NONE_PASSED, write_report
 from rnnsearch.cells import CellGraph
 from rnnsearch.db import Store
@@ -127,6 +128,24 @@ def test_report_holds_the_page_and_every_image(searched, tmp_path):
     assert "Leaderboard" in page and "GRU" in page
 
 
+def test_the_command_never_writes_over_a_file_that_is_not_a_page(searched, tmp_path):
+    def report(out: str):
+        cmd = [sys.executable, "-m", "rnnsearch.cli", "report", "--db", searched, "-o", out]
+        return subprocess.run(cmd, capture_output=True, text=True)
+
+    database = searched.removeprefix("sqlite:///")
+    before = Path(database).read_bytes()
+    r = report(database)
+    assert r.returncode == 1 and "is not an HTML file" in r.stderr and len(r.stderr.splitlines()) == 1
+    assert Path(database).read_bytes() == before
+    r = report(f"{tmp_path / 'out.v2'}/")  # a trailing / names a folder, whatever its name
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out.v2" / "index.html").is_file()
+    r = report(str(tmp_path / "missing" / "deeper" / "x.html"))
+    assert r.returncode == 1 and "does not exist" in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.v2"]
+
+
 def test_history_counts_only_mutants_and_ends_at_the_best_one(searched):
     with Store(searched, create=False) as store:
         sc = scope(store)
@@ -146,12 +165,6 @@ def test_history_counts_only_mutants_and_ends_at_the_best_one(searched):
     assert steps[0].reached == len(mutants) == sum(counts.values())
     assert steps[-1].reached == counts.get("complete", 0)
     assert all(a.reached >= b.reached for a, b in zip(steps, steps[1:], strict=False))
-
-
-def test_stage_order_matches_the_search_display():
-    from rnnsearch.search.display import STAGE_ORDER as shown
-
-    assert STAGE_ORDER == shown
 
 
 def test_node_labels_use_the_formula_notation(tmp_path):

@@ -214,3 +214,12 @@ def test_the_readme_explains_every_term_of_the_legend():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     for term, meaning in LEGEND:
         assert f"| `{term}` | {meaning} |" in readme
+
+
+def test_formula_names_never_take_a_state_name():
+    g = CellGraph(("h", "g1"))
+    gate = g.add("sigmoid", g.add("linear", "x", "h", "g1"))
+    g.set_output("h", g.add("mul", gate, "h"))
+    g.set_output("g1", g.add("add", gate, "g1"))
+    text = formula(g)
+    assert text.startswith("g2 = σ(W[x,h,g1] + b); ") and "g1_next = g1 + g2" in text

@@ -42,6 +42,24 @@ def test_the_version_check_reads_what_alembic_reads(db_url):
     engine.dispose()
 
 
+def test_upgrade_writes_formulas_in_todays_notation_and_names_rediscovered_zoo_cells(db_url):
+    from rnnsearch.cells import formula, zoo
+
+    with Store(db_url) as store:
+        seed, _ = store.add_architecture(zoo.get("Tanh"), "zoo:Tanh")
+        found, _ = store.add_architecture(zoo.get("LSTM-b"), "mutation", parent_id=seed.id)
+    engine = make_engine(db_url)
+    with engine.begin() as conn:  # as rnnsearch wrote them before revision 0004
+        conn.execute(text("UPDATE architectures SET formula = 'n5 = σ(W[h,x] + b); h_next = n5', name = NULL"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0003'"))
+    schema.upgrade(engine)
+    engine.dispose()
+    with Store(db_url) as store:
+        tanh, lstm = store.get_architecture(seed.id), store.get_architecture(found.id)
+    assert tanh.formula == formula(zoo.get("Tanh")) and tanh.display_name == "Tanh"
+    assert lstm.formula == formula(zoo.get("LSTM-b")) and lstm.display_name == "LSTM-b"
+
+
 def test_old_database_asks_for_upgrade_and_the_command_upgrades_it(db_url):
     engine = make_engine(db_url)
     schema.upgrade(engine, "0001")

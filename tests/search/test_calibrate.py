@@ -76,6 +76,11 @@ def test_calibrate_trains_the_panel_over_replicates_and_long_runs_and_resumes(tm
     data = json.loads(again.stdout)
     assert [t["task"] for t in data["tasks"]] == ["memorize", "arithmetic"]
     assert data["tasks"][1]["scores"] == {c: list(v) for c, v in arith.scores.items()}
+    # its leaderboard and report read memorize once, though memorize is one of its tasks
+    board = cli("leaderboard", "--db", url, "--format", "csv").stdout.splitlines()[0].split(",")
+    assert board.count("memorize") == 1 and len(board) == len(set(board))
+    r = cli("report", "--db", url, "-o", str(tmp_path / "cal.html"))
+    assert r.returncode == 0, r.stderr
 
 
 def test_the_panel_mutants_are_fixed_and_not_degenerate():
