@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from rnnsearch.cells.yardstick import GRU_HASH
 from rnnsearch.db import SearchInfo, Store
 from rnnsearch.errors import UserError
-from rnnsearch.search.fitness import GRU_HASH
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,22 +1,26 @@
 """The cell language: graph, ops, validation, canonical form, zoo, compiler, exporter.
 
-Imports only torch, networkx and numpy (DESIGN.md). The compiler and the exporter are
-loaded on first use, so that reading a graph, its hash or its formula (the leaderboard,
-``show``) never pays for importing torch.
+Imports only torch, networkx and numpy (DESIGN.md). Every name is loaded on first use, so
+that a command that only reads the database (the leaderboard) pays for neither networkx
+nor torch, and reading a graph or its formula (``show``) never pays for torch.
 """
 
 from importlib import import_module
 
-from rnnsearch.cells.canonical import canonical_hash, canonicalize, same_cell
+# Bound now: the module rnnsearch.cells.formula would otherwise shadow the function.
 from rnnsearch.cells.formula import formula, formula_lines
-from rnnsearch.cells.graph import CellGraph, CellGraphError
-from rnnsearch.cells.params import parameter_count
 
 _LAZY = {
+    "CellGraph": "rnnsearch.cells.graph",
+    "CellGraphError": "rnnsearch.cells.graph",
     "CellLayout": "rnnsearch.cells.codegen",
+    "canonical_hash": "rnnsearch.cells.canonical",
+    "canonicalize": "rnnsearch.cells.canonical",
     "compile_cell": "rnnsearch.cells.compiler",
     "export_file": "rnnsearch.cells.export",
     "export_source": "rnnsearch.cells.export",
+    "parameter_count": "rnnsearch.cells.params",
+    "same_cell": "rnnsearch.cells.canonical",
 }
 
 __all__ = [

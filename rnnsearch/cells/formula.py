@@ -9,7 +9,10 @@ shown inputs first (``W[x,h]``). The notation is explained by :data:`LEGEND`.
 
 from __future__ import annotations
 
-from rnnsearch.cells.graph import CellGraph, CellGraphError
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # reading a stored formula's legend needs no graph library
+    from rnnsearch.cells.graph import CellGraph
 
 _ATOM, _PRODUCT, _SUM = 3, 2, 1
 
@@ -41,6 +44,7 @@ def formula_lines(graph: CellGraph, *, canonical: bool = False) -> list[str]:
     canonical form (a stored architecture), so it is not canonicalised again."""
     if not canonical:
         from rnnsearch.cells.canonical import canonicalize
+        from rnnsearch.cells.graph import CellGraphError
 
         try:
             graph = canonicalize(graph)

@@ -133,7 +133,7 @@ def test_read_only_commands_start_without_torch_or_ray(searched, args):
     url, _ = searched
     probe = (
         "import sys, atexit\n"
-        "heavy = ('torch', 'ray', 'pandas', 'alembic', 'matplotlib')\n"
+        "heavy = ('torch', 'ray', 'pandas', 'alembic', 'matplotlib', 'networkx')\n"
         "atexit.register(lambda: print('loaded:', sorted({m.split('.')[0] for m in sys.modules} & set(heavy))))\n"
         "from rnnsearch.cli import main\n"
         "main()\n"
@@ -236,7 +236,7 @@ def _early_search(url: str, gru_name: str | None):
 def test_the_gru_is_the_yardstick_whatever_its_stored_name_and_early_tasks_rank(tmp_path):
     from rnnsearch.analysis.frames import board
     from rnnsearch.cells import canonical_hash
-    from rnnsearch.search.fitness import GRU_HASH
+    from rnnsearch.cells.yardstick import GRU_HASH
 
     assert GRU_HASH == canonical_hash(zoo.get("GRU"))
     url = f"sqlite:///{tmp_path / 'early.db'}"

@@ -223,3 +223,11 @@ def test_formula_names_never_take_a_state_name():
     g.set_output("g1", g.add("add", gate, "g1"))
     text = formula(g)
     assert text.startswith("g2 = σ(W[x,h,g1] + b); ") and "g1_next = g1 + g2" in text
+
+
+def test_every_public_name_of_the_package_resolves():
+    import rnnsearch.cells as cells
+
+    for name in cells.__all__:
+        assert callable(getattr(cells, name)), name
+    assert cells.formula(zoo.get("Tanh")) == "h_next = tanh(W[x,h] + b)"  # the function, not its module
