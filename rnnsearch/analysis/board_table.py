@@ -65,18 +65,23 @@ def _width(col: Column, rows: tuple[dict, ...]) -> int:
 def choose_columns(board: Board, width: int) -> list[Column]:
     """The columns that fit ``width`` with room for the formula, in display order."""
     cols = columns_for(board)
+    widths = _widths(cols, board.rows)
     kept = [c for c in cols if c.priority == 0]
     for extra in sorted((c for c in cols if c.priority), key=lambda c: c.priority):
         trial = [c for c in cols if c in kept or c is extra]
-        if _fixed_width(trial, board.rows) + MIN_FORMULA <= width:
+        if _fixed_width(trial, widths) + MIN_FORMULA <= width:
             kept = trial
     return kept
 
 
-def _fixed_width(cols: list[Column], rows: tuple[dict, ...]) -> int:
+def _widths(cols: list[Column], rows: tuple[dict, ...]) -> dict[str, int]:
+    return {c.key: _width(c, rows) for c in cols}
+
+
+def _fixed_width(cols: list[Column], widths: dict[str, int]) -> int:
     """Characters taken by every column but the formula, with one space between columns."""
     fixed = [c for c in cols if c.key != "formula"]
-    return sum(_width(c, rows) for c in fixed) + len(fixed)
+    return sum(widths[c.key] for c in fixed) + len(fixed)
 
 
 def render(board: Board, width: int, wide: bool = False) -> list[str]:
@@ -86,8 +91,9 @@ def render(board: Board, width: int, wide: bool = False) -> list[str]:
     from rich.text import Text
 
     cols = columns_for(board) if wide else choose_columns(board, width)
-    longest = max(len(str(r["formula"])) for r in board.rows)
-    fixed = _fixed_width(cols, board.rows)
+    widths = _widths(cols, board.rows)
+    longest = widths["formula"]
+    fixed = _fixed_width(cols, widths)
     # A wide table gets a console as wide as its longest line, so that it cuts nothing.
     width = max(width, fixed + longest) if wide else width
     table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0), show_edge=False, header_style="bold")
@@ -98,7 +104,7 @@ def render(board: Board, width: int, wide: bool = False) -> list[str]:
             justify="left" if c.key in ("name", "stage") or is_formula else "right",
             no_wrap=True,
             overflow="ellipsis",
-            width=max(1, min(longest, width - fixed)) if is_formula else _width(c, board.rows),
+            width=max(1, min(longest, width - fixed)) if is_formula else widths[c.key],
         )
     for r in board.rows:
         table.add_row(*(Text(cell_text(c, r.get(c.key))) for c in cols))
@@ -112,8 +118,8 @@ def render(board: Board, width: int, wide: bool = False) -> list[str]:
     left_out = [c.header.replace("\n", " ") for c in columns_for(board) if c not in cols]
     if left_out:
         notes.append(f"not shown at this width: {', '.join(left_out)} (--wide shows every column)")
-    room = width - _fixed_width(cols, board.rows)
-    if not wide and any(len(str(r["formula"])) > room for r in board.rows):
+    room = width - fixed
+    if not wide and longest > room:
         notes.append("a formula cut short (…) is whole in `rnnsearch show ID`")
     notes.append("notation: `rnnsearch show --legend`")
     return lines + [part for note in notes for part in textwrap.wrap(note, width)]

@@ -16,7 +16,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from rnnsearch.cells.formula import bias_text, weight_text
 from rnnsearch.cells.graph import CellGraph
+from rnnsearch.cells.ops import OPS
 
 ENGINES = ("auto", "dot", "matplotlib")
 FONT = "Helvetica,Arial,sans-serif"
@@ -39,7 +41,9 @@ STYLES = {
     "sub": Style("#ffffff", "ellipse"),
 }
 ACTIVATION = Style("#dadaeb", "ellipse")
-SYMBOLS = {"sigmoid": "σ", "tanh": "tanh", "relu": "relu", "identity": "id", "add": "+", "sub": "a − b", "mul": "×"}
+# A drawing sets a product and a difference in print glyphs; every other op is drawn
+# with the symbol the op table gives the formula.
+TYPESET = {"identity": "id", "sub": "a − b", "mul": "×"}
 
 
 def node_label(graph: CellGraph, node: str) -> str:
@@ -49,12 +53,11 @@ def node_label(graph: CellGraph, node: str) -> str:
     a = graph.full_attrs(node)
     if op == "const":
         return f"{a['value']:g}"
-    if op == "linear":
-        w = "W" if a["init"] == "random" else f"W~{a['gain']:g}I"
-        return f"{w} + b({a['bias_init']:g})" if a["bias_init"] else w
+    if op == "linear":  # a zero bias is not drawn
+        return f"{weight_text(a)} + {bias_text(a)}" if a["bias_init"] else weight_text(a)
     if op == "diag":
-        return "u *"
-    return SYMBOLS.get(op, op)
+        return f"{OPS[op].symbol} *"
+    return TYPESET.get(op) or OPS[op].symbol
 
 
 def style(graph: CellGraph, node: str) -> Style:

@@ -15,22 +15,25 @@ from dataclasses import dataclass
 import pandas as pd
 
 from rnnsearch.analysis.frames import Scope
-from rnnsearch.db import ArchitectureInfo, Store
+from rnnsearch.db import ArchitectureInfo, EvaluationInfo, Store
 
 MUTATION = "mutation"
 
 
-def mutant_history(store: Store, sc: Scope, board: pd.DataFrame) -> pd.DataFrame:
+def mutant_history(
+    store: Store, sc: Scope, board: pd.DataFrame, evaluations: list[EvaluationInfo] | None = None
+) -> pd.DataFrame:
     """One row per moment a mutated candidate's fitness appeared or rose: ``minutes`` since
     the search queued its first evaluation, ``evaluation`` (finished evaluations so far),
     the candidate's ``id`` and ``fitness``, and ``best``, the best fitness of any mutated
     candidate so far. Fitness is measured against the GRU's final best, as in
-    ``leaderboard``, so ``best`` only rises."""
+    ``leaderboard``, so ``best`` only rises. ``evaluations``: the search's, where the
+    caller has them already."""
     tasks = list(board.attrs["tasks"])
     base = board.attrs["baseline"]
     mutants = set(board.loc[board["origin"] == MUTATION, "id"].astype(int))
     columns = ["minutes", "evaluation", "id", "fitness", "best"]
-    evs = store.evaluations(sc.search_id)
+    evs = store.evaluations(sc.search_id) if evaluations is None else evaluations
     if not evs or not tasks or not all(base.get(t) for t in tasks):
         return pd.DataFrame(columns=columns)
     t0 = min(e.created_at for e in evs)

@@ -66,14 +66,15 @@ def build_page(store: Store, sc: Scope, board: pd.DataFrame, top: int = 5, engin
     tasks = board.attrs["tasks"]
     baseline = board.attrs["baseline"]
     archs = {a.id: a for a in store.architectures(search_id=sc.search_id)}
-    hist = mutant_history(store, sc, board)
+    evaluations = store.evaluations(sc.search_id)
+    hist = mutant_history(store, sc, board, evaluations)
     seed = best_seed(board)
     counts = stage_counts(store, sc)
     steps = funnel(counts, tasks)
     made = steps[0].reached
     title = f"rnnsearch report: {sc.search.name if sc.search else 'all searches'}"
 
-    finished = [v for v in store.evaluations(sc.search_id) if v.finished_at is not None]
+    finished = [v for v in evaluations if v.finished_at is not None]
     span = (
         (max(v.finished_at for v in finished) - min(v.created_at for v in finished)).total_seconds() / 60
         if finished

@@ -39,6 +39,16 @@ def _num(v: float) -> str:
     return f"{v:g}"
 
 
+def weight_text(attrs: dict) -> str:
+    """A linear node's matrix: ``W``, or ``W~0.9I`` when it starts at 0.9 times the identity."""
+    return "W" if attrs["init"] == "random" else f"W~{_num(attrs['gain'])}I"
+
+
+def bias_text(attrs: dict) -> str:
+    """A linear node's bias: ``b``, or ``b(1)`` when it starts at 1."""
+    return "b" if attrs["bias_init"] == 0 else f"b({_num(attrs['bias_init'])})"
+
+
 def formula_lines(graph: CellGraph, *, canonical: bool = False) -> list[str]:
     """The formula as lines, shared values first. ``canonical``: ``graph`` is already in
     canonical form (a stored architecture), so it is not canonicalised again."""
@@ -99,26 +109,23 @@ def _render(graph: CellGraph) -> list[str]:
         if OPS[op].commutative:
             operands = display_order(operands)
         args = [ref(u) for u in operands]
+        sym = OPS[op].symbol  # the op table says how each op is written
         if op == "const":
             out = (_num(a["value"]), _ATOM)
         elif op == "linear":
-            w = "W" if a["init"] == "random" else f"W~{_num(a['gain'])}I"
-            bias = "b" if a["bias_init"] == 0 else f"b({_num(a['bias_init'])})"
-            out = (f"{w}[{','.join(s for s, _ in args)}] + {bias}", _SUM)
+            out = (f"{weight_text(a)}[{','.join(s for s, _ in args)}] + {bias_text(a)}", _SUM)
         elif op == "diag":
-            out = (f"u * {_wrap(args[0], _PRODUCT)}", _PRODUCT)
-        elif op in ("tanh", "relu"):
-            out = (f"{op}({args[0][0]})", _ATOM)
-        elif op == "sigmoid":
-            out = (f"σ({args[0][0]})", _ATOM)
+            out = (f"{sym} * {_wrap(args[0], _PRODUCT)}", _PRODUCT)
         elif op == "identity":
             out = args[0]
+        elif op in ("tanh", "relu", "sigmoid"):
+            out = (f"{sym}({args[0][0]})", _ATOM)
         elif op == "add":
-            out = (f"{args[0][0]} + {args[1][0]}", _SUM)
+            out = (f"{args[0][0]} {sym} {args[1][0]}", _SUM)
         elif op == "sub":
-            out = (f"{args[0][0]} - {_wrap(args[1], _PRODUCT)}", _SUM)
+            out = (f"{args[0][0]} {sym} {_wrap(args[1], _PRODUCT)}", _SUM)
         elif op == "mul":
-            out = (f"{_wrap(args[0], _PRODUCT)} * {_wrap(args[1], _PRODUCT)}", _PRODUCT)
+            out = (f"{_wrap(args[0], _PRODUCT)} {sym} {_wrap(args[1], _PRODUCT)}", _PRODUCT)
         else:  # pragma: no cover - the op table and this function move together
             raise AssertionError(op)
         cache[n] = out

@@ -325,7 +325,12 @@ def lookup_name(graph: CellGraph) -> str | None:
     """The zoo name of a graph, if it is one (by canonical identity)."""
     from rnnsearch.cells.canonical import canonical_hash
 
-    return _zoo_hashes().get(canonical_hash(graph))
+    return name_for_hash(canonical_hash(graph))
+
+
+def name_for_hash(canonical_hash: str) -> str | None:
+    """The zoo name of the cell with this canonical hash, if it is one."""
+    return _zoo_hashes().get(canonical_hash)
 
 
 _HASHES: dict[str, str] | None = None
@@ -342,4 +347,4 @@ def _zoo_hashes() -> dict[str, str]:
     return _HASHES
 
 
-__all__ = ["KNOWN_BAD", "KNOWN_GOOD", "ZOO", "get", "names", "describe", "lookup_name", "math"]
+__all__ = ["KNOWN_BAD", "KNOWN_GOOD", "ZOO", "get", "names", "describe", "lookup_name", "name_for_hash", "math"]

@@ -194,8 +194,9 @@ class Store:
         stage: str = "new",
     ) -> tuple[ArchitectureInfo, bool]:
         """Find ``graph`` by canonical identity, or add it (at ``stage``); returns
-        (architecture, created)."""
-        from rnnsearch.cells import canonicalize, formula
+        (architecture, created). A new cell that is a zoo cell is stored under its zoo
+        name unless ``name`` gives another."""
+        from rnnsearch.cells import canonicalize, formula, zoo
         from rnnsearch.cells.canonical import hash_canonical, isomorphic_canonical
 
         canon = canonicalize(graph)
@@ -213,7 +214,7 @@ class Store:
                 hash=key,
                 graph_json=canon.to_json(),
                 formula=formula(canon, canonical=True),
-                name=name,
+                name=name or (zoo.name_for_hash(base) if k == 0 else None),  # k > 0: a hash collision
                 origin=origin,
                 parent_id=parent_id,
                 mutation_ops=list(mutation_ops),

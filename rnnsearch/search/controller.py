@@ -428,7 +428,6 @@ class Controller:
             arch, _ = self.store.add_architecture(
                 child,
                 "mutation",
-                name=zoo.lookup_name(child),  # a rediscovered zoo cell is shown by its name
                 parent_id=parent,
                 mutation_ops=ops,
                 search_id=self.search.id,
