@@ -425,6 +425,12 @@ def launch_cmd(
     keep_weights: bool = typer.Option(
         False, "--keep-weights", help="store trained cell weights (for export --weights)"
     ),
+    ops: str = typer.Option(
+        "paper",
+        "--ops",
+        help="ops mutations draw: paper (tanh, sigmoid, relu; add, sub, mul) or extended "
+        "(also exp, log, softplus, leaky_relu; div, max)",
+    ),
 ) -> None:
     """Run (or resume) the evolutionary search until its budget ends; Ctrl-C stops cleanly."""
 
@@ -445,6 +451,7 @@ def launch_cmd(
         settings_per_task=settings,
         data_dir=str(data_dir) if data_dir else None,
         keep_weights=keep_weights,
+        ops=ops,
         budget=SearchBudget.parse(budget or default_budget),
     )
     for cell in config.seeds:

@@ -36,14 +36,13 @@ STYLES = {
     "linear": Style("#fdae6b", "box"),
     "diag": Style("#fdd0a2", "box"),
     "const": Style("#eeeeee", "box"),
-    "add": Style("#ffffff", "circle"),
-    "mul": Style("#ffffff", "circle"),
-    "sub": Style("#ffffff", "ellipse"),
 }
 ACTIVATION = Style("#dadaeb", "ellipse")
+COMMUTING = Style("#ffffff", "circle")  # add, mul, max: their operands need no names
+ORDERED = Style("#ffffff", "ellipse")  # sub, div: "a − b", "a / b"
 # A drawing sets a product and a difference in print glyphs; every other op is drawn
 # with the symbol the op table gives the formula.
-TYPESET = {"identity": "id", "sub": "a − b", "mul": "×"}
+TYPESET = {"identity": "id", "sub": "−", "mul": "×"}
 
 
 def node_label(graph: CellGraph, node: str) -> str:
@@ -57,16 +56,26 @@ def node_label(graph: CellGraph, node: str) -> str:
         return f"{weight_text(a)} + {bias_text(a)}" if a["bias_init"] else weight_text(a)
     if op == "diag":
         return f"{OPS[op].symbol} *"
-    return TYPESET.get(op) or OPS[op].symbol
+    symbol = TYPESET.get(op) or OPS[op].symbol
+    return f"a {symbol} b" if _ordered(op) else symbol
+
+
+def _ordered(op: str) -> bool:
+    return OPS[op].max_arity == 2 and not OPS[op].commutative and not OPS[op].learned
 
 
 def style(graph: CellGraph, node: str) -> Style:
-    return STYLES.get(graph.op(node), ACTIVATION)
+    op = graph.op(node)
+    if op in STYLES:
+        return STYLES[op]
+    if OPS[op].role == "elementwise":
+        return ORDERED if _ordered(op) else COMMUTING
+    return ACTIVATION
 
 
 def edge_label(graph: CellGraph, slot: int, target: str) -> str:
-    """Only a subtraction's operands need telling apart: the others commute or take one."""
-    return "ab"[slot] if graph.op(target) == "sub" else ""
+    """Only an ordered op's operands (a − b, a / b) need telling apart: the others commute or take one."""
+    return "ab"[slot] if _ordered(graph.op(target)) else ""
 
 
 def has_dot() -> bool:

@@ -13,7 +13,7 @@ from rnnsearch.cells.formula import formula, formula_lines
 _LAZY = {
     "CellGraph": "rnnsearch.cells.graph",
     "CellGraphError": "rnnsearch.cells.graph",
-    "CellLayout": "rnnsearch.cells.codegen",
+    "CellLayout": "rnnsearch.cells.plan",
     "canonical_hash": "rnnsearch.cells.canonical",
     "canonicalize": "rnnsearch.cells.canonical",
     "compile_cell": "rnnsearch.cells.compiler",

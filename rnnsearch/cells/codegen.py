@@ -1,10 +1,11 @@
-"""Generate the Python source of a cell module from a graph.
+"""The Python backend: a cell module's source from the cell's plan.
 
 The source is the single truth for both the compiler (which executes it) and the
 exporter (which writes it to a file): a ``<Name>Cell`` with the parameters, a
 ``prepare`` that runs everything that depends on ``x`` alone for the whole sequence
-(one matrix multiply per source), a straight-line ``step``, and a ``<Name>Layer``
-that loops ``step`` over time.
+(one matrix multiply per source), a straight-line ``step`` with its ``step_save`` and
+``step_back`` (the plan's IR, printed), a ``<Name>Recurrence`` that runs them, and a
+``<Name>Layer`` that loops ``step`` over time.
 
 Nothing a graph file names reaches the source: identifiers are generated from node
 indices, state names are checked plain identifiers, numbers are ``repr`` of finite
@@ -13,71 +14,29 @@ floats, and the docstring is escaped.
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from rnnsearch.cells.formula import formula_lines
 from rnnsearch.cells.graph import CellGraph
-from rnnsearch.cells.ops import OPS
-from rnnsearch.cells.reverse import PRELUDE, ReverseEmitter
+from rnnsearch.cells.ir import Apply, Elem, Num, Ref, kernels_used, render_py, render_stmt_py
+from rnnsearch.cells.ops import KERNELS
+from rnnsearch.cells.plan import CellLayout, CellPlan, build_plan
+from rnnsearch.cells.recurrence import layer_class, recurrence_class
 
-_UNARY = {"tanh": "torch.tanh({})", "sigmoid": "torch.sigmoid({})", "relu": "torch.relu({})"}
-_BINARY = {"add": "{} + {}", "sub": "{} - {}", "mul": "{} * {}"}
-
-
-@dataclass(frozen=True)
-class CellLayout:
-    """Where each learned quantity of a graph node lives in the module's parameters.
-
-    ``terms[(node, slot)] = (param, row)``: the term's n x n block is
-    ``getattr(cell, param)[row * n:(row + 1) * n]``; ``bias[node] = row`` of ``cell.bias``;
-    ``diag[node] = row`` of ``cell.diag``.
-    """
-
-    terms: dict[tuple[str, int], tuple[str, int]]
-    bias: dict[str, int]
-    diag: dict[str, int]
-    weight_rows: dict[str, int]  # parameter name -> number of n-row blocks
+# The question the generated backward asks of autograd, at the top of every module.
+KEEP_GRAPH = [
+    "# whether this backward keeps the graph (retain_graph=True): then it may run again",
+    "_keep_graph = getattr(torch._C._autograd, '_get_current_graph_task_keep_graph', lambda: True)",
+]
 
 
-@dataclass(frozen=True)
-class StepForm:
-    """The generated step as the backward generator reads it.
-
-    ``names[node]`` is the local a loop node or state has in ``body``; ``ref(node)`` is the
-    expression a reader uses (a name, a block piece, or a literal for a constant);
-    ``pre_piece[node]`` the block piece holding a node's x-only part; ``weight[src]`` the
-    argument holding the transposed weights of a loop source; ``aligned_block[src]`` the
-    block that a source's addmm adds in.
-    """
-
-    args: list[str]
-    body: list[str]
-    new: list[str]
-    names: dict[str, str]
-    ref: Callable[[str], str]
-    pre_piece: dict[str, str]
-    weight: dict[str, str]
-    aligned_block: dict[str, int]
-
-
-@dataclass
-class _Term:
-    node: str
-    slot: int
-    src: str
-
-
-@dataclass
-class _Plan:
-    graph: CellGraph
-    order: list[str]
-    idx: dict[str, int]
-    kind: dict[str, str] = field(default_factory=dict)  # const | seq | loop | input
-    value: dict[str, float] = field(default_factory=dict)  # folded constants
-    alias: dict[str, str] = field(default_factory=dict)  # identity -> operand
+def prelude(plan: CellPlan) -> list[str]:
+    """What the kernels of this cell's step and reverse step define (aten aliases, helpers)."""
+    used = kernels_used(plan.step.body + plan.reverse.body + tuple(Elem("", e) for e in plan.step.new))
+    defs = [KERNELS[k].py_def for k in KERNELS if k in used and KERNELS[k].py_def]
+    aliases = [d for d in defs if not d.startswith("def ")]
+    functions = [line for d in defs if d.startswith("def ") for line in ["", "", *d.splitlines()]]
+    return aliases + KEEP_GRAPH + functions
 
 
 _DISPLAY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_][A-Za-z0-9]+)*")
@@ -91,107 +50,38 @@ def class_prefix(name: str) -> str:
     return "Generated"
 
 
-def generate(graph: CellGraph, name: str = "Generated", doc: str = "", members: bool = False) -> tuple[str, CellLayout]:
-    """Return the module source and the parameter layout for ``graph``.
+def generate(
+    graph: CellGraph | CellPlan, name: str = "Generated", doc: str = "", members: bool = False
+) -> tuple[str, CellLayout]:
+    """Return the module source and the parameter layout for ``graph`` (or its plan).
 
     ``members``: the member-batched form, ``<Name>MemberCell``/``<Name>MemberLayer``, whose
     parameters have a leading member dimension K (one model per hyperparameter setting,
     trained together with batched matrix multiplies); inputs are ``[K, T, B, n]``.
     """
-    return emitter(graph, name, doc, members).source()
-
-
-def emitter(graph: CellGraph, name: str = "Generated", doc: str = "", members: bool = False) -> _Emitter:
-    """The code generator for ``graph``; after ``.source()`` its ``.reverse`` holds the
-    step and reverse step that the native loop translates."""
-    graph = graph.copy().validate()
-    return _Emitter(_analyse(graph), class_prefix(name), doc, members)
-
-
-def _resolve(plan: _Plan, n: str) -> str:
-    while n in plan.alias:
-        n = plan.alias[n]
-    return n
-
-
-def _analyse(graph: CellGraph) -> _Plan:
-    order = graph.topological()
-    plan = _Plan(graph, order, {n: i for i, n in enumerate(order)})
-    for n in order:
-        op = graph.op(n)
-        if op == "input":
-            plan.kind[n] = "seq" if n == "x" else "input"
-            continue
-        if op == "output":
-            continue
-        operands = [_resolve(plan, u) for u in graph.operands(n)]
-        kinds = {plan.kind[u] for u in operands}
-        if op == "identity":
-            plan.alias[n] = operands[0]
-            plan.kind[n] = plan.kind[operands[0]]
-        elif op == "const":
-            plan.kind[n] = "const"
-            plan.value[n] = float(graph.full_attrs(n)["value"])
-        elif kinds <= {"const"} and not OPS[op].learned:
-            plan.kind[n] = "const"
-            folded = OPS[op].scalar(*[plan.value[u] for u in operands])
-            plan.value[n] = folded if math.isfinite(folded) else 0.0
-        elif kinds & {"input", "loop"}:
-            plan.kind[n] = "loop"
-        else:
-            plan.kind[n] = "seq"
-    return plan
+    plan = graph if isinstance(graph, CellPlan) else build_plan(graph)
+    return _Emitter(plan, class_prefix(name), doc, members).source()
 
 
 class _Emitter:
-    def __init__(self, plan: _Plan, prefix: str, doc: str, members: bool = False):
+    def __init__(self, plan: CellPlan, prefix: str, doc: str, members: bool = False):
         self.p = plan
         self.g = plan.graph
         self.members = members
         self.prefix = prefix + ("Member" if members else "")
         self.doc = doc
-        g, p = self.g, plan
-        self.linear = [n for n in p.order if g.op(n) == "linear"]
-        self.diags = [n for n in p.order if g.op(n) == "diag"]
-        self.terms: list[_Term] = []
-        for n in self.linear:
-            for slot, u in enumerate(g.operands(n)):
-                self.terms.append(_Term(n, slot, _resolve(p, u)))
-        # Loop groups: one per loop source, in the order the step computes the sources.
-        loop_srcs = self._ordered_sources(lambda t: p.kind[t.src] in ("input", "loop"))
-        self.loop_groups = {s: [t for t in self.terms if t.src == s] for s in loop_srcs}
-        self.first_group: dict[str, str] = {}
-        for s, ts in self.loop_groups.items():
-            for t in ts:
-                self.first_group.setdefault(t.node, s)
-        self.aligned = {
-            s
-            for s, ts in self.loop_groups.items()
-            if len({t.node for t in ts}) == len(ts) and all(self.first_group[t.node] == s for t in ts)
-        }
-        # Pre-loop blocks: each aligned group's nodes, then one "misc" block of pieces.
-        self.blocks: list[list[str]] = [[t.node for t in self.loop_groups[s]] for s in loop_srcs if s in self.aligned]
-        covered = {n for b in self.blocks for n in b}
-        misc = [n for n in self.linear if p.kind[n] == "loop" and n not in covered]
-        for n in p.order:  # sequence values read inside the loop by non-linear ops or outputs
-            if p.kind.get(n) != "seq" or n in misc or n in p.alias:
-                continue
-            if any(p.kind.get(v) == "loop" and g.op(v) != "linear" or g.op(v) == "output" for v in self._readers(n)):
-                misc.append(n)
-        if misc:
-            self.blocks.append(misc)
-        self.misc = misc
-        # Bias rows follow block order, so an aligned block's biases are one slice.
-        bias_order = [n for b in self.blocks for n in b if g.op(n) == "linear"]
-        bias_order += [n for n in self.linear if n not in bias_order]
-        self.bias_row = {n: i for i, n in enumerate(bias_order)}
-        # Sequence sources: one matrix multiply each, rows in block order where possible.
-        pos = {n: i for i, n in enumerate(bias_order)}
-        seq_srcs = self._ordered_sources(lambda t: p.kind[t.src] in ("seq", "const"))
-        self.seq_groups = {
-            s: sorted((t for t in self.terms if t.src == s), key=lambda t: (pos[t.node], t.slot)) for s in seq_srcs
-        }
-        self.param_of = {s: self._param_name(s) for s in list(self.seq_groups) + list(self.loop_groups)}
+        for field in (
+            "linear",
+            "diags",
+            "terms",
+            "loop_groups",
+            "seq_groups",
+            "blocks",
+            "misc",
+            "bias_row",
+            "param_of",
+        ):
+            setattr(self, field, getattr(plan, field))
 
     # -- tensor idioms: the single and the member-batched form differ only here ---------
     def _mm(self, a: str, w: str) -> str:
@@ -213,43 +103,15 @@ class _Emitter:
     def _diag_row(self, i: int) -> str:
         return f"self.diag[:, {i}:{i + 1}]" if self.members else f"self.diag[{i}]"
 
-    # -- helpers ----------------------------------------------------------------------
-    def _readers(self, n: str) -> list[str]:
-        out = []
-        for v in self.g.consumers(n):
-            if v in self.p.alias:
-                out += self._readers(v)
-            else:
-                out.append(v)
-        return out
-
-    def _ordered_sources(self, keep) -> list[str]:
-        srcs = {t.src for t in self.terms if keep(t)}
-        return sorted(srcs, key=lambda s: self.p.idx[s])
-
-    def _param_name(self, src: str) -> str:
-        return f"weight_{src}" if src in self.g.inputs else f"weight_v{self.p.idx[src]}"
-
-    def _layout(self) -> CellLayout:
-        terms = {}
-        rows = {}
-        for groups in (self.seq_groups, self.loop_groups):
-            for s, ts in groups.items():
-                rows[self.param_of[s]] = len(ts)
-                for r, t in enumerate(ts):
-                    terms[(t.node, t.slot)] = (self.param_of[s], r)
-        return CellLayout(terms, dict(self.bias_row), {n: i for i, n in enumerate(self.diags)}, rows)
-
     # -- source -----------------------------------------------------------------------
     def source(self) -> tuple[str, CellLayout]:
-        self.reverse = ReverseEmitter(self, self.forward_step())
-        lines = ["import torch", "from torch import nn", "", *PRELUDE, "", ""]
+        lines = ["import torch", "from torch import nn", "", *prelude(self.p), "", ""]
         lines += self._cell_class()
         lines += ["", ""]
-        lines += self.reverse.recurrence_class()
+        lines += recurrence_class(self.p, self.prefix, self.members)
         lines += ["", ""]
-        lines += self._layer_class()
-        return "\n".join(lines) + "\n", self._layout()
+        lines += layer_class(self.p, self.prefix, self.members)
+        return "\n".join(lines) + "\n", self.p.layout()
 
     def _docstring(self, indent: str) -> list[str]:
         text = "\n".join(formula_lines(self.g))
@@ -288,7 +150,7 @@ class _Emitter:
         else:
             out.append("        self.reset_parameters()")
         out += [""] + self._reset() + [""] + self._initial_state() + [""] + self._prepare() + [""] + self._step()
-        out += [""] + self.reverse.methods()
+        out += [""] + self._reverse_methods()
         t_dim = 1 if self.members else 0
         lead = "K, " if self.members else ""
         out += [
@@ -361,7 +223,7 @@ class _Emitter:
 
     # Values inside prepare are named q<i> (node index) and p<i> (matmul of source i).
     def _q(self, n: str) -> str:
-        n = _resolve(self.p, n)
+        n = self.p.resolve(n)
         if self.p.kind[n] == "const":
             return repr(self.p.value[n])
         return f"q{self.p.idx[n]}"
@@ -447,7 +309,7 @@ class _Emitter:
         """Sources whose matmul is exactly one block (plus the block's biases): one addmm."""
         fast = {}
         for bi, block in enumerate(self.blocks):
-            if block is self.misc:
+            if self.misc and bi == len(self.blocks) - 1:
                 continue
             for s, ts in self.seq_groups.items():
                 if self.p.kind[s] != "seq":
@@ -458,7 +320,7 @@ class _Emitter:
                     for m in block
                 )
                 used_elsewhere = any(t.node not in block for t in ts)
-                if nodes == block and only and not used_elsewhere:
+                if tuple(nodes) == block and only and not used_elsewhere:
                     fast[s] = bi
         return fast
 
@@ -479,172 +341,50 @@ class _Emitter:
             parts = [linear_terms[(n, slot)] for slot in range(len(args))]
             return " + ".join(parts + [self._bias(self.bias_row[n])])
         if op == "diag":
+            if self.p.kind[self.p.resolve(self.g.operands(n)[0])] == "const":  # u * 0.5: one row, made full
+                return f"({diag_param(n)} * {args[0]}).expand({self._rows()}, n)"
             return f"{diag_param(n)} * {args[0]}"
-        if op in _UNARY:
-            return _UNARY[op].format(args[0])
-        if op in _BINARY:
-            return _BINARY[op].format(*args)
-        raise AssertionError(op)
+        consts = [self.p.resolve(u) for u in self.g.operands(n)]
+        exprs = [
+            Num(self.p.value[u]) if self.p.kind[u] == "const" else Ref(a) for u, a in zip(consts, args, strict=True)
+        ]
+        return render_py(Apply(op, tuple(exprs)), KERNELS)
+
+    def _body(self, stmts) -> list[str]:
+        return [render_stmt_py(st, KERNELS, self.members) for st in stmts]
 
     def _step(self) -> list[str]:
-        f = self.reverse.f  # the step the backward was generated from: built once
+        f = self.p.step
         return [
             "    @staticmethod",
             f"    def step({', '.join(f.args)}):",
             '        """One time step, straight-line: block slices at t, states, weights -> states."""',
-            *f.body,
-            f"        return ({', '.join(f.new)}{',' if len(f.new) == 1 else ''})",
+            *self._body(f.body),
+            f"        return {_tuple(render_py(e, KERNELS) for e in f.new)}",
         ]
 
-    def forward_step(self) -> StepForm:
-        """The step's straight-line body and the names it gives each value."""
-        p, g = self.p, self.g
-        block_args = [f"xb{i}" for i in range(len(self.blocks))]
-        state_args = [f"s{i}" for i in range(len(g.states))]
-        weight_args = [f"w{i}" for i in range(len(self.loop_groups))]
-        diag_args = [f"d{i}" for i in range(len(self.diags))]
-        out: list[str] = []
-        names: dict[str, str] = {}
-        for i, s in enumerate(g.states):
-            names[s] = f"s{i}"
-        # Pieces of the blocks: aligned blocks are consumed by their group's addmm.
-        aligned_block = {}
-        bi = 0
-        for s in self.loop_groups:
-            if s in self.aligned:
-                aligned_block[s] = bi
-                bi += 1
-        pre_piece: dict[str, str] = {}
-        if self.misc:
-            mb = f"xb{len(self.blocks) - 1}"
-            if len(self.misc) == 1:
-                pre_piece[self.misc[0]] = mb
-            else:
-                parts = [f"m{k}" for k in range(len(self.misc))]
-                out.append(f"        {', '.join(parts)} = {mb}.chunk({len(self.misc)}, -1)")
-                pre_piece.update(zip(self.misc, parts, strict=True))
-        term_part: dict[tuple[str, int], str] = {}
-        wname = {s: f"w{i}" for i, s in enumerate(self.loop_groups)}
-
-        def ref(u: str) -> str:
-            u = _resolve(p, u)
-            if p.kind[u] == "const":
-                return repr(p.value[u])
-            if p.kind[u] == "seq":
-                return pre_piece[u]
-            return names[u]
-
-        def emit_group(s: str) -> None:
-            ts = self.loop_groups[s]
-            a = f"a{p.idx[s]}"
-            if s in self.aligned:
-                out.append(f"        {a} = {self._addmm(f'xb{aligned_block[s]}', ref(s), wname[s])}")
-            else:
-                out.append(f"        {a} = {self._mm(ref(s), wname[s])}")
-            parts = [a] if len(ts) == 1 else [f"{a}_{k}" for k in range(len(ts))]
-            if len(ts) > 1:
-                out.append(f"        {', '.join(parts)} = {a}.chunk({len(ts)}, -1)")
-            for t, part in zip(ts, parts, strict=True):
-                term_part[(t.node, t.slot)] = part
-
-        for s in g.states:
-            if s in self.loop_groups:
-                emit_group(s)
-        for n in p.order:
-            if p.kind.get(n) != "loop" or n in p.alias:
-                continue
-            name = f"v{p.idx[n]}"
-            op = g.op(n)
-            if op == "linear":
-                parts = []
-                for slot, u in enumerate(g.operands(n)):
-                    u = _resolve(p, u)
-                    if p.kind[u] in ("input", "loop"):
-                        parts.append(term_part[(n, slot)])
-                if self.first_group[n] not in self.aligned:
-                    parts.insert(0, pre_piece[n])
-                if len(parts) == 1:  # the group's chunk already is the node's value
-                    names[n] = parts[0]
-                    if n in self.loop_groups:
-                        emit_group(n)
-                    continue
-                expr = " + ".join(parts)
-            elif op == "diag":
-                expr = f"d{self.diags.index(n)} * {ref(g.operands(n)[0])}"
-            else:
-                expr = self._expr(n, ref, {}, None)
-            out.append(f"        {name} = {expr}")
-            names[n] = name
-            if n in self.loop_groups:
-                emit_group(n)
-        new = [ref(g.operands(o)[0]) for o in g.outputs]
-        return StepForm(
-            args=block_args + state_args + weight_args + diag_args,
-            body=out,
-            new=new,
-            names=names,
-            ref=ref,
-            pre_piece=pre_piece,
-            weight={s: wname[s] for s in self.loop_groups},
-            aligned_block=aligned_block,
-        )
-
-    def _layer_class(self) -> list[str]:
-        P = self.prefix
-        k = len(self.blocks)
-        blocks = ", ".join(f"b{i}" for i in range(k)) + ("," if k == 1 else "")
-        at_t = "".join(f"b{i}[t], " for i in range(k))
-        t_dim = 1 if self.members else 0
-        unbound = ", ".join(f"b{i}.unbind({t_dim})" for i in range(k)) + ("," if k == 1 else "")
-        unbind = (
-            [
-                "        # unbind once: indexing b[t] per step would make backward zero-fill the whole block T times",
-                f"        ({blocks}) = ({unbound})",
-            ]
-            if k
-            else []
-        )
+    def _reverse_methods(self) -> list[str]:
+        f, r = self.p.step, self.p.reverse
+        grads_in = [f"go{i}" for i in range(len(self.g.states))]
+        params = [a for a in f.args if a[0] in "wd"]
+        returns = [v or "None" for v in r.returns]
         return [
-            f"class {P}Layer(nn.Module):",
-            '    """The cell over a sequence: forward(x_seq [T, batch, n], state) -> (outputs [T, batch, n], state).',
+            "    @staticmethod",
+            f"    def step_save({', '.join(f.args)}):",
+            '        """The step, also returning what step_back reads."""',
+            *self._body(f.body),
+            f"        return {_tuple(render_py(e, KERNELS) for e in f.new)}, {_tuple(r.saved)}",
             "",
-            f"    state is a tuple of {len(self.g.states)} tensor(s) [batch, n] in the order {P}Cell.states; h first.",
-            '    """',
-            "",
-            f"    def __init__(self, hidden_size: int{', members: int' if self.members else ''}):",
-            "        super().__init__()",
-            f"        self.cell = {P}Cell(hidden_size{', members' if self.members else ''})",
-            "        self.hidden_size = self.cell.hidden_size",
-            "        # False: let autograd record the steps instead of the generated backward",
-            "        self.generated_backward = True",
-            "        self._step, self._save, self._back = self.cell.step, self.cell.step_save, self.cell.step_back",
-            "        # runs the whole layer when set and it accepts the input (rnnsearch's native C",
-            "        # loop: loop(cell, x_seq, state) -> (outputs, state)); None: the Python step",
-            "        self.loop = None",
-            "",
-            "    def compile_step(self, **options):",
-            '        """Run the step and its reverse under torch.compile (the first calls compile)."""',
-            "        self._step = torch.compile(self.cell.step, **options)",
-            "        self._save = torch.compile(self.cell.step_save, **options)",
-            "        self._back = torch.compile(self.cell.step_back, **options)",
-            "        return self",
-            "",
-            "    def forward(self, x_seq, state=None):",
-            "        if state is None:",
-            f"            state = self.cell.initial_state(x_seq.shape[{t_dim + 1}], x_seq.device, x_seq.dtype)",
-            "        if self.loop is not None and self.loop.accepts(x_seq):",
-            "            return self.loop(self.cell, x_seq, state)",
-            f"        ({blocks}), params = self.cell.prepare(x_seq)",
-            "        if self.generated_backward and torch.is_grad_enabled():",
-            f"            outputs, *state = {P}Recurrence.apply(",
-            f"                self._save, self._back, x_seq.shape[{t_dim}], {''.join(f'b{i}, ' for i in range(k))}*state, *params",
-            "            )",
-            "            return outputs, tuple(state)",
-            *unbind,
-            "        step = self._step",
-            "        outputs = []",
-            f"        for t in range(x_seq.shape[{t_dim}]):",
-            f"            state = step({at_t}*state, *params)",
-            "            outputs.append(state[0])",
-            f"        return torch.stack(outputs{', 1' if self.members else ''}), state",
+            "    @staticmethod",
+            f"    def step_back({', '.join(grads_in + list(r.saved) + params + list(r.slots))}):",
+            '        """One reverse step: gradients of the new states in, of the old states and loop',
+            "        diagonals out; those of the block slices (ob*) and of the loop matrix multiplies",
+            '        that are no block (oa*) written into the slices given."""',
+            *self._body(r.body),
+            f"        return ({', '.join(returns)},)",
         ]
+
+
+def _tuple(items) -> str:
+    items = list(items)
+    return f"({', '.join(items)}{',' if len(items) == 1 else ''})"

@@ -9,8 +9,9 @@ import types
 
 from torch import nn
 
-from rnnsearch.cells.codegen import CellLayout, class_prefix, emitter, generate
+from rnnsearch.cells.codegen import class_prefix, generate
 from rnnsearch.cells.graph import CellGraph
+from rnnsearch.cells.plan import CellLayout, build_plan
 
 # how a layer's time loop runs: the generated Python step, the step under torch.compile,
 # or the step and its reverse translated to C (rnnsearch.cells.native)
@@ -67,13 +68,13 @@ def compile_cell(
     ``.layout`` (a :class:`CellLayout`) and ``.source`` (the generated Python).
     """
     mode = compile_mode(compile)
-    em = emitter(graph, name)
-    source, layout = em.source()
+    plan = build_plan(graph)
+    source, layout = generate(plan, name)
     layer = build_namespace(source, class_prefix(name))[f"{class_prefix(name)}Layer"](hidden_size)
     if mode == "native":
         from rnnsearch.cells.native import NativeLoop, translate
 
-        layer.loop = NativeLoop(translate(em.reverse))
+        layer.loop = NativeLoop(translate(plan))
     return _finish(layer, source, layout, mode == "torch", device, dtype)
 
 
@@ -93,16 +94,15 @@ def compile_members(
     ``layer.cell.reset_member(k, scale, generator)`` draws exactly what the single cell's
     ``reset_parameters(scale, generator)`` draws."""
     mode = compile_mode(compile)
-    source, layout = generate(graph, name, members=True)
+    plan = build_plan(graph)
+    source, layout = generate(plan, name, members=True)
     prefix = class_prefix(name) + "Member"
     layer = build_namespace(source, prefix)[f"{prefix}Layer"](hidden_size, members)
     if mode == "native":
         from rnnsearch.cells.native import NativeMemberLoop, translate
 
         # each member runs the single cell's program on its slices
-        single = emitter(graph, name)
-        single.source()
-        layer.loop = NativeMemberLoop(translate(single.reverse))
+        layer.loop = NativeMemberLoop(translate(plan))
     return _finish(layer, source, layout, mode == "torch", device, dtype)
 
 

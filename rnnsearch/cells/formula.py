@@ -23,7 +23,7 @@ LEGEND = (
     ("b(1)", "a bias initialised to 1 (the forget-gate bias of Jozefowicz et al.)"),
     ("W~0.9I[x]", "a matrix initialised to 0.9 times the identity"),
     ("u * v", "a learned vector u times v, element by element (a diagonal matrix)"),
-    ("σ, tanh, relu", "sigmoid, hyperbolic tangent, rectifier, element by element"),
+    ("σ(p), tanh(p), ...", "an activation, element by element (`rnnsearch show --legend` lists every op)"),
     ("p * q, p + q, p - q", "element by element; a number is a constant"),
     ("g1 = ...", "a gate (a sigmoid) used more than once, written once"),
     ("v1 = ...", "any other value used more than once, written once"),
@@ -31,8 +31,24 @@ LEGEND = (
 
 
 def legend_lines() -> list[str]:
-    width = max(len(k) for k, _ in LEGEND)
-    return [f"{k:<{width}}  {v}" for k, v in LEGEND]
+    """The notation, then every op of the op table as the formula writes it."""
+    from rnnsearch.cells.ops import OPS
+
+    ops = [
+        (_op_text(s), f"{s.meaning} ({s.name}{', extended set' if s.draw == 'extended' else ''})")
+        for s in OPS.values()
+        if s.meaning
+    ]
+    width = max(len(k) for k, _ in [*LEGEND, *ops])
+    lines = [f"{k:<{width}}  {v}" for k, v in LEGEND]
+    return lines + ["", "ops:"] + [f"{k:<{width}}  {v}" for k, v in ops]
+
+
+def _op_text(spec) -> str:
+    names = ("p", "q")[: spec.max_arity]
+    if spec.infix:
+        return f" {spec.symbol} ".join(names)
+    return f"{spec.symbol}({', '.join(names)})"
 
 
 def _num(v: float) -> str:
@@ -102,7 +118,7 @@ def _render(graph: CellGraph) -> list[str]:
     def expr(n: str) -> tuple[str, int]:
         if n in cache:
             return cache[n]
-        from rnnsearch.cells.ops import OPS
+        from rnnsearch.cells.ops import OPS, SUM
 
         op, a = graph.op(n), graph.full_attrs(n)
         operands = graph.operands(n)
@@ -118,16 +134,12 @@ def _render(graph: CellGraph) -> list[str]:
             out = (f"{sym} * {_wrap(args[0], _PRODUCT)}", _PRODUCT)
         elif op == "identity":
             out = args[0]
-        elif op in ("tanh", "relu", "sigmoid"):
-            out = (f"{sym}({args[0][0]})", _ATOM)
-        elif op == "add":
-            out = (f"{args[0][0]} {sym} {args[1][0]}", _SUM)
-        elif op == "sub":
-            out = (f"{args[0][0]} {sym} {_wrap(args[1], _PRODUCT)}", _SUM)
-        elif op == "mul":
-            out = (f"{_wrap(args[0], _PRODUCT)} {sym} {_wrap(args[1], _PRODUCT)}", _PRODUCT)
-        else:  # pragma: no cover - the op table and this function move together
-            raise AssertionError(op)
+        elif OPS[op].infix:  # left to right: a right operand of equal precedence is bracketed
+            prec = _SUM if OPS[op].infix == SUM else _PRODUCT
+            right = prec + 1 if not OPS[op].commutative else prec
+            out = (f"{_wrap(args[0], prec)} {sym} {_wrap(args[1], right)}", prec)
+        else:
+            out = (f"{sym}({', '.join(text for text, _ in args)})", _ATOM)
         cache[n] = out
         return out
 

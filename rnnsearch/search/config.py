@@ -67,6 +67,7 @@ class SearchConfig:
     eval_max_seconds: float | None = None  # caps each evaluation's training time in a search
     eval_max_steps: dict[str, int] = field(default_factory=dict)  # per task: steps, not seconds, so results repeat
     keep_weights: bool = False  # store the trained cell weights of every evaluation
+    ops: str = "paper"  # the op set mutations draw from: "paper" or "extended" (rnnsearch.cells.ops)
     kind: str = "search"  # "study": no mutations; every seed gets the same settings; "calibration": see below
     seed_graphs: dict[str, str] = field(default_factory=dict)  # seeds that are not zoo cells: name -> graph JSON
     budget: SearchBudget = field(default_factory=SearchBudget)
@@ -95,6 +96,8 @@ class SearchConfig:
             raise UserError("--seeds must be between 1 and 100")
         if self.reference_budget and not 1 <= self.reference_budget <= 1000:
             raise UserError("--reference-budget must be 0 (none) or between 1 and 1000")
+        if self.ops not in ("paper", "extended"):
+            raise UserError(f"--ops must be paper or extended, not {self.ops!r}")
         if not 0 <= self.mutate_probability <= 1:
             raise UserError("--mutate must be between 0 and 1")
         for name in ("population", "settings_per_task", "baseline_settings", "memorize_settings"):

@@ -414,7 +414,7 @@ class Controller:
         # a degenerate child is recorded and the mutation drawn again: the step is not wasted
         for _ in range(100):
             try:
-                child, ops = mutate(graph, rng)
+                child, ops = mutate(graph, rng, ops=self.config.ops)
             except MutationFailed:
                 return True
             known = self.store.lookup(child)

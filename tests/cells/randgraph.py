@@ -6,9 +6,11 @@ import numpy as np
 
 from rnnsearch.cells.canonical import canonicalize
 from rnnsearch.cells.graph import CellGraph, CellGraphError
+from rnnsearch.cells.ops import drawable
 
-_UNARY = ["tanh", "sigmoid", "relu", "linear", "diag", "identity"]
-_BINARY = ["add", "sub", "mul"]
+# every op of the op table, the extended set included: a new op is drawn without a change here
+_UNARY = ["linear", "diag", *drawable("activation", "extended")]
+_BINARY = list(drawable("elementwise", "extended"))
 
 
 def random_graph(seed: int, max_nodes: int = 14, with_constants: bool = False) -> CellGraph:

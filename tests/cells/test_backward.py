@@ -102,3 +102,32 @@ def test_no_grad_forward_saves_nothing():
         out, _ = layer(x, states)
     assert out.grad_fn is None
     torch.testing.assert_close(out, _run(layer, x, states, True)[0])
+
+
+def _twice_loss(layer, x, states):
+    out, final = layer(x, states)
+    return (out * out).sum() + sum(s.sum() for s in final)
+
+
+@pytest.mark.parametrize("mode", ["eager", "native"])
+@pytest.mark.parametrize("members", [False, True])
+def test_backward_twice_behaves_as_torch_modules_do(mode, members):
+    """With retain_graph=True a second backward gives the same gradients again (they add
+    up, as nn.LSTM's do); without it, torch's usual error, not a crash inside the layer."""
+    torch.manual_seed(0)
+    if members:
+        layer = compile_members(zoo.get("LSTM"), 6, 2, compile=mode)
+        x, states = torch.randn(2, 5, 3, 6), (torch.randn(2, 3, 6), torch.randn(2, 3, 6))
+    else:
+        layer = compile_cell(zoo.get("LSTM"), 6, compile=mode)
+        x, states = torch.randn(5, 3, 6), (torch.randn(3, 6), torch.randn(3, 6))
+    twin = torch.nn.LSTM(6, 6)  # what torch's own module does, side by side
+    tx = torch.randn(5, 3, 6)
+    for module, loss in ((layer, _twice_loss(layer, x, states)), (twin, twin(tx)[0].sum())):
+        loss.backward(retain_graph=True)
+        once = [p.grad.clone() for p in module.parameters()]
+        loss.backward()
+        for p, g in zip(module.parameters(), once, strict=True):
+            torch.testing.assert_close(p.grad, 2 * g)
+        with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+            loss.backward()

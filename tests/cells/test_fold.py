@@ -127,9 +127,14 @@ def test_folding_never_changes_what_the_compiled_cell_computes(seed):
     s = tuple(torch.randn(B, n, dtype=torch.float64) * 0.5 for _ in graph.states)
     out_a, s_a = a(x, s)
     out_b, s_b = b(x, s)
-    torch.testing.assert_close(out_b, out_a, rtol=1e-9, atol=1e-12)
+    # 0 * v folds to 0 on the premise that v is finite: an overflowing cell (exp) says nothing.
+    # Folding reorders sums (W[h,x] is W[x,h]); a division near its pole amplifies that
+    # last-bit difference, so the tolerance is float64's rounding amplified, far below any
+    # value a wrong fold would change.
+    assume(all(torch.isfinite(t).all() for t in (out_b, *s_b)))
+    torch.testing.assert_close(out_b, out_a, rtol=1e-7, atol=1e-9)
     for u, v in zip(s_b, s_a, strict=True):
-        torch.testing.assert_close(u, v, rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(u, v, rtol=1e-7, atol=1e-9)
 
 
 # -- degenerate cells -------------------------------------------------------------------

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from rnnsearch.cells import CellGraph, CellGraphError, compile_cell, zoo
 from rnnsearch.cells.export import export_source
+from rnnsearch.cells.ops import OPS as TABLE
 
 JSONISH = st.recursive(
     st.none() | st.booleans() | st.integers(-(10**12), 10**12) | st.floats(allow_nan=True) | st.text(max_size=20),
@@ -15,24 +16,7 @@ JSONISH = st.recursive(
     max_leaves=30,
 )
 NAMES = st.sampled_from(["x", "h", "c", "h_next", "a", "b", "n1", "__import__('os')", '\'\n"""', ""])
-OPS = st.sampled_from(
-    [
-        "linear",
-        "tanh",
-        "sigmoid",
-        "relu",
-        "identity",
-        "add",
-        "sub",
-        "mul",
-        "diag",
-        "const",
-        "input",
-        "output",
-        "exec",
-        7,
-    ]
-)
+OPS = st.sampled_from([*TABLE, "exec", 7])
 NODE = st.fixed_dictionaries(
     {"id": NAMES | st.text(max_size=8), "op": OPS, "inputs": st.lists(NAMES, max_size=3)},
     optional={
