@@ -400,7 +400,7 @@ OPS: dict[str, OpSpec] = {
                     "rs_div_back({0}, {1}, {2})",
                     py_def=(
                         "def _div_backward(g, a, b):\n"
-                        "    # d(a / b)/db where |b| >= GUARD; the guard's constant has no gradient\n"
+                        f"    # d(a / b)/db where |b| >= {GUARD!r}; below it the denominator is a constant\n"
                         f"    return torch.where(b.abs() >= {GUARD!r}, -g * a / (b * b), 0.0)"
                     ),
                     c_def=(

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 
 from rnnsearch.cells.graph import CellGraph, CellGraphError
+from rnnsearch.cells.modern import min_gru, min_lstm, qrnn_f, qrnn_fo, slstm, sru
 
 
 def _one(g: CellGraph) -> str:
@@ -178,11 +179,12 @@ def greff(
         y' = tanh(c') * o                            (NOAF: no tanh)
 
     NP drops the peepholes p. FGR adds full gate recurrence: each gate also reads the
-    previous step's i, f, o (states gi, gf, go) through nine more matrices.
+    previous step's i, f, o (states gi, gf, go) through nine more matrices (R_ii, R_if,
+    R_io for i, and so for f and o); the block input z still reads only x and y.
     """
     states = ("h", "c", "gi", "gf", "go") if full_recurrence else ("h", "c")
     g = CellGraph(states)
-    recur = ("h", "gi", "gf", "go") if full_recurrence else ("h",)
+    recur = ("h", "gi", "gf", "go") if full_recurrence else ("h",)  # what the gates read
 
     def gate(name: str, peep_from: str | None) -> str:
         pre = g.add("linear", "x", *recur, name=f"W{name}")
@@ -190,7 +192,7 @@ def greff(
             pre = g.add("add", pre, g.add("diag", peep_from, name=f"p{name}"), name=f"a{name}")
         return g.add("sigmoid", pre, name=name)
 
-    zpre = g.add("linear", "x", *recur, name="Wz")
+    zpre = g.add("linear", "x", "h", name="Wz")  # z never reads the gates, FGR or not
     z = g.add("tanh", zpre, name="z") if input_activation else zpre
     i = gate("i", "c") if input_gate else None
     new = g.add("mul", z, i, name="zi") if i is not None else z
@@ -272,6 +274,12 @@ ZOO: dict[str, Callable[[], CellGraph]] = {
     "FGR": lambda: greff(full_recurrence=True),
     "IndRNN": indrnn,
     "RHN": rhn,
+    "minGRU": min_gru,
+    "minLSTM": min_lstm,
+    "SRU": sru,
+    "sLSTM": slstm,
+    "QRNN-f": qrnn_f,
+    "QRNN-fo": qrnn_fo,
 }
 
 _GREFF_DOC = {
@@ -282,7 +290,7 @@ _GREFF_DOC = {
     "NOAF": "NOAF: no output activation (y' = c' * o).",
     "NP": "NP: no peepholes.",
     "CIFG": "CIFG: coupled input and forget gate (f = 1 - i).",
-    "FGR": "FGR: full gate recurrence (gates read the previous i, f, o).",
+    "FGR": "FGR: full gate recurrence (the gates i, f, o read the previous i, f, o; z does not).",
 }
 
 _PARAMETRIC = re.compile(r"^(RHN)-(\d{1,2})$|^(IndRNN)-T(\d{1,6})$")

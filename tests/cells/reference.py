@@ -86,7 +86,8 @@ def greff(P, x, s, nig=False, nfg=False, nog=False, niaf=False, noaf=False, np_=
     def peep(name, v):
         return 0.0 if np_ else P.u(name) * v
 
-    z = pre("Wz") if niaf else torch.tanh(pre("Wz"))
+    zpre = lin(P, "Wz", x, y)  # the block input reads x and y only, FGR or not (Greff et al.)
+    z = zpre if niaf else torch.tanh(zpre)
     i = 1.0 if nig else σ(pre("Wi") + peep("pi", c))
     if cifg:
         f = 1.0 - i
@@ -116,6 +117,81 @@ def rhn(P, x, s, depth=3):
     return (sl,)
 
 
+def min_gru(P, x, s):
+    """Feng et al. 2024, sequential minGRU."""
+    (h,) = s
+    z = σ(x @ P.W("Wz", 0).T + P.b("Wz"))
+    h_tilde = x @ P.W("Wh", 0).T + P.b("Wh")
+    return ((1 - z) * h + z * h_tilde,)
+
+
+def min_lstm(P, x, s):
+    """Feng et al. 2024, sequential minLSTM with normalised gates."""
+    (h,) = s
+    f = σ(x @ P.W("Wf", 0).T + P.b("Wf"))
+    i = σ(x @ P.W("Wi", 0).T + P.b("Wi"))
+    h_tilde = x @ P.W("Wh", 0).T + P.b("Wh")
+    return ((f / (f + i)) * h + (i / (f + i)) * h_tilde,)
+
+
+def sru(P, x, s):
+    """Lei et al. 2018: gates peek at c through vectors; highway from x itself."""
+    _, c = s
+    f = σ(x @ P.W("Wf", 0).T + P.u("vf") * c + P.b("Wf"))
+    r = σ(x @ P.W("Wr", 0).T + P.u("vr") * c + P.b("Wr"))
+    c2 = f * c + (1 - f) * (x @ P.W("W", 0).T + P.b("W"))  # the paper's W x, plus the zoo's bias
+    return (r * c2 + (1 - r) * x, c2)
+
+
+GUARD = 1e-6  # the zoo's division: a denominator's magnitude at least GUARD, its sign kept
+
+
+def _guarded(d):
+    return torch.where(d.abs() >= GUARD, d, torch.where(d >= 0, GUARD, -GUARD).to(d.dtype))
+
+
+def slstm(P, x, s, stabilised=True):
+    """Beck et al. 2024 (xLSTM), one head: exponential gates, normaliser n, stabiliser m.
+
+    ``stabilised=False`` is the naive form (exp of the raw pre-activations), which the
+    stabiliser is there to avoid; it equals the stabilised one in exact arithmetic.
+    """
+    h, c, n, m = s
+
+    def pre(name):
+        return x @ P.W(name, 0).T + h @ P.W(name, 1).T + P.b(name)
+
+    z, i_tilde, f_tilde, o = torch.tanh(pre("Wz")), pre("Wi"), pre("Wf"), σ(pre("Wo"))
+    if stabilised:
+        m2 = torch.maximum(f_tilde + m, i_tilde)
+        i = torch.exp(i_tilde - m2)
+        f = torch.exp(f_tilde + m - m2)
+    else:
+        m2 = m
+        i, f = torch.exp(i_tilde), torch.exp(f_tilde)
+    c2 = f * c + i * z
+    n2 = f * n + i
+    return (o * (c2 / _guarded(n2)), c2, n2, m2)
+
+
+def qrnn_f(P, x, s):
+    """Bradbury et al. 2017, window 1, f-pooling."""
+    (h,) = s
+    z = torch.tanh(x @ P.W("Wz", 0).T + P.b("Wz"))
+    f = σ(x @ P.W("Wf", 0).T + P.b("Wf"))
+    return (f * h + (1 - f) * z,)
+
+
+def qrnn_fo(P, x, s):
+    """Bradbury et al. 2017, window 1, fo-pooling."""
+    _, c = s
+    z = torch.tanh(x @ P.W("Wz", 0).T + P.b("Wz"))
+    f = σ(x @ P.W("Wf", 0).T + P.b("Wf"))
+    o = σ(x @ P.W("Wo", 0).T + P.b("Wo"))
+    c2 = f * c + (1 - f) * z
+    return (o * c2, c2)
+
+
 REFERENCES = {
     "Tanh": tanh_rnn,
     "LSTM": lstm,
@@ -139,4 +215,10 @@ REFERENCES = {
     "IndRNN-T4": lambda P, x, s: indrnn(P, x, s, bound=2.0 ** (1 / 4)),
     "RHN": rhn,
     "RHN-1": lambda P, x, s: rhn(P, x, s, depth=1),
+    "minGRU": min_gru,
+    "minLSTM": min_lstm,
+    "SRU": sru,
+    "sLSTM": slstm,
+    "QRNN-f": qrnn_f,
+    "QRNN-fo": qrnn_fo,
 }
