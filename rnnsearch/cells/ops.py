@@ -369,6 +369,40 @@ OPS: dict[str, OpSpec] = {
             meaning="leaky rectifier: p, or 0.01 p below 0",
         ),
         OpSpec(
+            "softsign",
+            1,
+            1,
+            False,
+            False,
+            (),
+            "softsign",
+            scalar=lambda v: v / (1.0 + abs(v)),
+            kernel=_unary(
+                "softsign",
+                "torch.nn.functional.softsign({0})",
+                "rs_softsign({0})",
+                c_def="static inline float rs_softsign(float x) { return x / (1.0f + __builtin_fabsf(x)); }",
+            ),
+            helpers=(
+                Kernel(
+                    "softsign_back",
+                    "_softsign_backward({0}, {1})",
+                    "rs_softsign_back({0}, {1})",
+                    py_def="def _softsign_backward(g, v):\n    return g / (1 + v.abs()) ** 2",
+                    c_def=(
+                        "static inline float rs_softsign_back(float g, float v) {\n"
+                        "    const float d = 1.0f + __builtin_fabsf(v);\n"
+                        "    return g / (d * d);\n"
+                        "}"
+                    ),
+                ),
+            ),
+            grad=_on_operand("softsign_back"),
+            draw="extended",
+            role="activation",
+            meaning="p / (1 + |p|)",
+        ),
+        OpSpec(
             "div",
             2,
             2,

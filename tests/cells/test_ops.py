@@ -179,3 +179,10 @@ def test_guards_are_documented_numbers():
     assert OPS["div"].scalar(1.0, 0.0) == pytest.approx(1e6)
     assert OPS["div"].scalar(1.0, -1e-9) == pytest.approx(-1e6)
     assert OPS["div"].scalar(3.0, 2.0) == 1.5
+
+
+def test_softsign_is_torchs():
+    """The op added as one declaration: it is torch's softsign, and the extended set draws it."""
+    v = np.linspace(-50, 50, 101)
+    np.testing.assert_allclose(_step("softsign", v), torch.nn.functional.softsign(torch.tensor(v)).numpy())
+    assert "softsign" in drawable("activation", "extended") and "softsign" not in drawable("activation")
