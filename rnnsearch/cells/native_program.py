@@ -211,7 +211,11 @@ def _threaded(fn: StepC, weight_w, private: list[str], head, loop: list[str], ro
     return [
         *carve,
         "const unsigned fp_mode = rs_fp_mode();",
+        # only gemm.c's kernel runs inside the threads: MKL's sgemm called from within a
+        # parallel region (even of one thread) starts a nested team, new threads per call
+        "#ifdef RS_PACKED",
         "#pragma omp parallel num_threads(rs_threads(nt))",
+        "#endif",
         "{",
         "const unsigned fp_saved = rs_fp_enter(fp_mode);",
         "const int tid = omp_get_thread_num(), nth = omp_get_num_threads();",
