@@ -684,6 +684,20 @@ def zoo_names() -> set[str]:
     return set(zoo.names())
 
 
+@app.command("doctor")
+def doctor_cmd(
+    measure: bool = typer.Option(
+        True, "--measure/--no-measure", help="measure the default fast paths where nothing is cached yet"
+    ),
+) -> None:
+    """What this machine is and what rnnsearch chose on it (paste it into a bug report):
+    CPU features, torch build, CUDA, C compiler, Ray, and each fast path with its timings."""
+    from rnnsearch.doctor import report
+
+    for line in report(measure):
+        typer.echo(line)
+
+
 db_app = typer.Typer(help="The database: schema upgrades and status.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

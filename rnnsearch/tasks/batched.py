@@ -35,7 +35,7 @@ def grouping_pays(device: torch.device | str) -> bool:
     together take about as long as K runs (``bench/batched.py``, K = 20 on one thread:
     training 1.1-1.16x, wall time the same), and one task per setting keeps every worker
     busy."""
-    return loop_for(torch.device(device)) != "native"
+    return loop_for(torch.device(device)) != "native"  # the CPU default: sizes are not known here
 
 
 def group_key(request: EvalRequest) -> tuple:
@@ -74,7 +74,7 @@ class MemberModel(nn.Module):
         self.layers = build_layers(lambda mode: compile_members(graph, n, K, compile=mode), layers, compile)
         self.softmax_weight = nn.Parameter(torch.empty(K, V, n))
         self.softmax_bias = nn.Parameter(torch.empty(K, V))
-        self.products = products_for(self.layers)
+        self.products = products_for(hidden_size, vocab_size)
 
     def reset_member(self, k: int, init_scale: float, generator: torch.Generator) -> None:
         """The draws of CellModel.reset_parameters, in its order, into member k."""
@@ -206,7 +206,7 @@ class _GroupRun:
         K = len(self.reqs)
         n = width_for(graph, hp.param_budget, hp.layers, task.vocab_size)
         params = model_parameter_count(graph, n, hp.layers, task.vocab_size)
-        model = MemberModel(graph, n, hp.layers, task.vocab_size, K, compile=loop_for(device))
+        model = MemberModel(graph, n, hp.layers, task.vocab_size, K, compile=loop_for(device, n, hp.batch_size))
         for k, r in enumerate(self.reqs):
             torch.manual_seed(r.seed)
             model.reset_member(k, r.hparams.init_scale, torch.Generator().manual_seed(r.seed))

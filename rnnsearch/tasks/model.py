@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import warnings
 
@@ -12,7 +11,6 @@ from torch import nn
 from rnnsearch.cells import CellGraph, compile_cell
 from rnnsearch.cells.cbuild import NativeUnavailable
 from rnnsearch.cells.compiler import compile_mode
-from rnnsearch.cells.matmul import fast_products
 from rnnsearch.cells.params import parameter_count, width_for_budget
 
 
@@ -26,14 +24,22 @@ def model_parameter_count(graph: CellGraph, n: int, layers: int, vocab_size: int
     return layers * parameter_count(graph, n) + 2 * vocab_size * n + vocab_size
 
 
-def loop_for(device: torch.device) -> str:
+def loop_for(device: torch.device, n: int | None = None, batch: int | None = None) -> str:
     """How the layers run their time loop on ``device``: ``RNNSEARCH_LOOP`` when set
-    (eager, torch or native), else the native C loop on the CPU and the Python step on
-    a GPU (where torch's kernels are already one launch per op and the C loop cannot run)."""
+    (eager, torch or native); on a GPU the Python step (torch's kernels are one launch per
+    op there, and the C loop cannot run); on the CPU the faster of the C loop and the
+    Python step for this width and batch, as measured on this machine
+    (:func:`~rnnsearch.tasks.fastpath.loop_decision`; the C loop where no sizes are given)."""
     chosen = os.environ.get("RNNSEARCH_LOOP")
     if chosen:
         return compile_mode(chosen)
-    return "native" if device.type == "cpu" else "eager"
+    if device.type != "cpu":
+        return "eager"
+    if n is None or batch is None:
+        return "native"
+    from rnnsearch.tasks.fastpath import loop_decision
+
+    return loop_decision(n, batch).chosen
 
 
 def build_layers(make, count: int, compile: bool | str) -> nn.ModuleList:
@@ -46,13 +52,14 @@ def build_layers(make, count: int, compile: bool | str) -> nn.ModuleList:
         return nn.ModuleList(make("eager") for _ in range(count))
 
 
-def products_for(layers: nn.ModuleList):
-    """The scope the model's own products (its softmax) run in: with native layers, that
-    of :func:`~rnnsearch.cells.matmul.fast_products` (the layers' kernel: on PTB the
-    softmax over 10k words is most of a step), else nothing."""
-    if any(getattr(layer, "loop", None) is not None for layer in layers):
-        return fast_products
-    return contextlib.nullcontext
+def products_for(hidden_size: int, vocab_size: int, rows: int = 700):
+    """The scope the model's own products (its softmax) run in: gemm.c's kernel
+    (:func:`~rnnsearch.cells.matmul.fast_products`) or torch's, whichever is faster here
+    for these sizes (on PTB the softmax over 10k words is most of a step); ``rows`` is
+    batch x unroll (700: the paper's 20 x 35)."""
+    from rnnsearch.tasks.fastpath import products_scope, softmax_decision
+
+    return products_scope(softmax_decision(hidden_size, vocab_size, rows))
 
 
 class CellModel(nn.Module):
@@ -74,7 +81,7 @@ class CellModel(nn.Module):
             lambda mode: compile_cell(graph, hidden_size, name=name, compile=mode), layers, compile
         )
         self.softmax = nn.Linear(hidden_size, vocab_size)
-        self.products = products_for(self.layers)
+        self.products = products_for(hidden_size, vocab_size)
 
     def reset_parameters(self, init_scale: float, generator: torch.Generator) -> None:
         """Everything U(-s/sqrt(n), s/sqrt(n)), except what a cell's graph says otherwise."""

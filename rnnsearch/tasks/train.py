@@ -147,7 +147,7 @@ class _Run:
         self.params = model_parameter_count(graph, self.n, hp.layers, task.vocab_size)
         gen = torch.Generator().manual_seed(req.seed)
         torch.manual_seed(req.seed)
-        model = CellModel(graph, self.n, hp.layers, task.vocab_size, compile=loop_for(device))
+        model = CellModel(graph, self.n, hp.layers, task.vocab_size, compile=loop_for(device, self.n, hp.batch_size))
         model.reset_parameters(hp.init_scale, gen)
         model.to(device)
         valid = [
