@@ -1,10 +1,11 @@
 """Training speed of the PTB model with the compiled LSTM graph vs the same model with
 torch.nn.LSTM, in one run: embedding 10k -> n, L layers, softmax over 10k words, batch 20,
-unroll 35, the real PTB training stream, the trainer's own SGD step. Two graph rows: the
-generated Python step ("compiled LSTM graph") and the native C loop that evaluations
-use on a CPU ("C-loop LSTM graph"), whose model also runs its softmax through gemm.c's
-kernel; the row "torch.nn.LSTM, softmax by gemm.c" is the reference with that softmax,
-so the two compare the cells alone.
+unroll 35, the real PTB training stream, the trainer's own SGD step. Graph rows: the
+generated Python step, the native C loop, and the model evaluations use here (the loop
+and the softmax this machine chose by measurement, rnnsearch.tasks.fastpath; the name
+says which). Where gemm.c's kernel runs (AVX-512), "torch.nn.LSTM, softmax by gemm.c"
+is torch's model with that softmax. The last lines compare the evaluations' model with
+the better torch model and with the faster of the two graph loops.
 
     python bench/train.py [--hidden 200] [--layers 2] [--steps 40] [--threads 2]
 """
@@ -19,8 +20,9 @@ import torch
 from torch import nn
 
 from rnnsearch.cells import zoo
-from rnnsearch.cells.matmul import fast_products
-from rnnsearch.tasks.model import CellModel
+from rnnsearch.cells.matmul import available, fast_products
+from rnnsearch.tasks.fastpath import softmax_decision
+from rnnsearch.tasks.model import CellModel, loop_for
 from rnnsearch.tasks.registry import get_task
 from rnnsearch.tasks.train import sgd_step
 
@@ -76,12 +78,20 @@ def main() -> None:
     torch.manual_seed(0)
     kernel_softmax = NativeLSTMModel(args.hidden, args.layers, V)
     kernel_softmax.products = fast_products
-    models = {
-        "torch.nn.LSTM": NativeLSTMModel(args.hidden, args.layers, V),
-        "torch.nn.LSTM, softmax by gemm.c": kernel_softmax,
-        "compiled LSTM graph": CellModel(zoo.get("LSTM"), args.hidden, args.layers, V, name="LSTM"),
-        "C-loop LSTM graph": CellModel(zoo.get("LSTM"), args.hidden, args.layers, V, name="LSTM", compile="native"),
-    }
+    chosen_loop = loop_for(torch.device("cpu"), args.hidden, 20)
+    chosen_softmax = softmax_decision(args.hidden, V, 20 * 35).chosen
+
+    def graph(mode):
+        model = CellModel(zoo.get("LSTM"), args.hidden, args.layers, V, name="LSTM", compile=mode)
+        return model
+
+    models = {"torch.nn.LSTM": NativeLSTMModel(args.hidden, args.layers, V)}
+    if available():
+        models["torch.nn.LSTM, softmax by gemm.c"] = kernel_softmax
+    models["LSTM graph, Python step"] = graph("eager")
+    models["LSTM graph, C loop"] = graph("native")
+    evaluation = f"evaluations' model ({chosen_loop} loop, {chosen_softmax} softmax)"
+    models[evaluation] = graph(chosen_loop)
     best = {k: 0.0 for k in models}
     for _ in range(args.repeats):
         for name, model in models.items():
@@ -89,9 +99,15 @@ def main() -> None:
     print(
         f"PTB model: vocab {V}, hidden {args.hidden}, {args.layers} layers, batch 20, unroll 35, {args.threads} threads"
     )
+    if not available():
+        print("(no 'softmax by gemm.c' row: gemm.c's kernel needs AVX-512, which this CPU lacks)")
     ref = best["torch.nn.LSTM"]
     for name, tps in best.items():
-        print(f"{name:34} {tps:10.0f} tokens/s {tps / ref:6.2f}x")
+        print(f"{name:52} {tps:10.0f} tokens/s {tps / ref:6.2f}x")
+    torch_best = max(v for k, v in best.items() if k.startswith("torch.nn.LSTM"))
+    loops_best = max(best["LSTM graph, Python step"], best["LSTM graph, C loop"])
+    print(f"evaluations' model vs the better torch model: {best[evaluation] / torch_best:.2f}x")
+    print(f"evaluations' model vs the faster graph loop: {best[evaluation] / loops_best:.2f}x")
 
 
 if __name__ == "__main__":
