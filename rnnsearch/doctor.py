@@ -46,7 +46,7 @@ def torch_lines() -> list[str]:
         f"{torch.get_num_threads()} threads",
         f"CPU capability {torch.backends.cpu.get_cpu_capability()}",
     ]
-    lines = [f"torch {torch.__version__}: {', '.join(parts)}"]
+    lines = [f"torch {torch.__version__}: {', '.join(parts[:3])}", f"  {', '.join(parts[3:])}"]
     if torch.cuda.is_available():
         devices = [
             f"{torch.cuda.get_device_name(i)} ({torch.cuda.get_device_properties(i).total_memory / 2**30:.0f} GiB)"
@@ -67,7 +67,7 @@ def compiler_lines() -> list[str]:
         cc = _compiler()
         version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=20).stdout
         first = version.splitlines()[0] if version else "?"
-        lines = [f"C compiler: {cc} ({first}); cache {cache_dir()}"]
+        lines = [f"C compiler: {cc} ({first})", f"  compiled loops cached in {cache_dir()}"]
     except (NativeUnavailable, OSError, subprocess.SubprocessError) as err:
         lines = [f"C compiler: none ({err}); the Python step runs every loop"]
     kernel = "runs here (AVX-512)" if available() else "not used here (it needs AVX-512 and a compiler)"
@@ -91,7 +91,7 @@ def plan_lines(measure: bool = True) -> list[str]:
         loop_decision(*DEFAULT_LOOP)
         softmax_decision(*DEFAULT_SOFTMAX)
     forced = overrides()
-    lines = [f"fast paths (cached in {plan_path()}; RNNSEARCH_PLAN overrides, e.g. loop=eager):"]
+    lines = ["fast paths (RNNSEARCH_PLAN=loop=eager forces one), cached in", f"  {plan_path()}:"]
     lines += [f"  {d.describe()}" for d in planner().decisions()]
     if os.environ.get("RNNSEARCH_LOOP"):
         lines.append(f"  RNNSEARCH_LOOP={os.environ['RNNSEARCH_LOOP']} sets every loop")
