@@ -81,4 +81,6 @@ def test_bad_loop_setting_is_refused_up_front(tmp_path):
         env=env,
     )
     assert r.returncode == 1
-    assert r.stderr.strip().splitlines() == ["error: RNNSEARCH_LOOP='turbo': use one of eager, torch, native"]
+    assert r.stderr.strip().splitlines() == [
+        "error: RNNSEARCH_LOOP='turbo': use one of eager, torch, native, native-blas"
+    ]

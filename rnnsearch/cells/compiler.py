@@ -14,8 +14,10 @@ from rnnsearch.cells.graph import CellGraph
 from rnnsearch.cells.plan import CellLayout, build_plan
 
 # how a layer's time loop runs: the generated Python step, the step under torch.compile,
-# or the step and its reverse translated to C (rnnsearch.cells.native)
-COMPILE_MODES = ("eager", "torch", "native")
+# or the step and its reverse translated to C (rnnsearch.cells.native), its products by
+# gemm.c's kernel where it runs (AVX-512) or, with native-blas, by the BLAS torch uses
+COMPILE_MODES = ("eager", "torch", "native", "native-blas")
+NATIVE_MODES = ("native", "native-blas")
 
 
 def compile_mode(compile: bool | str | None) -> str:
@@ -62,7 +64,8 @@ def compile_cell(
     ``x_seq`` is time-first ``[T, batch, n]`` (as ``torch.nn.LSTM``'s default); ``state``
     a tuple of ``[batch, n]`` tensors, ``h`` first; ``outputs`` stacks ``h`` per step.
     ``compile``: ``"eager"`` (or False) runs the generated Python step; ``"torch"`` (or
-    True) runs it under ``torch.compile``; ``"native"`` runs the time loop and its reverse
+    True) runs it under ``torch.compile``; ``"native"`` (``"native-blas"``: its multiplies
+    by torch's BLAS even where gemm.c's kernel runs) runs the time loop and its reverse
     as C compiled on this machine for float32 CPU inputs (the Python step for the rest;
     raises ``NativeUnavailable`` without a working C compiler). The module carries
     ``.layout`` (a :class:`CellLayout`) and ``.source`` (the generated Python).
@@ -71,10 +74,10 @@ def compile_cell(
     plan = build_plan(graph)
     source, layout = generate(plan, name)
     layer = build_namespace(source, class_prefix(name))[f"{class_prefix(name)}Layer"](hidden_size)
-    if mode == "native":
+    if mode in NATIVE_MODES:
         from rnnsearch.cells.native import NativeLoop, translate
 
-        layer.loop = NativeLoop(translate(plan))
+        layer.loop = NativeLoop(translate(plan), blas=mode == "native-blas")
     return _finish(layer, source, layout, mode == "torch", device, dtype)
 
 
@@ -98,11 +101,11 @@ def compile_members(
     source, layout = generate(plan, name, members=True)
     prefix = class_prefix(name) + "Member"
     layer = build_namespace(source, prefix)[f"{prefix}Layer"](hidden_size, members)
-    if mode == "native":
+    if mode in NATIVE_MODES:
         from rnnsearch.cells.native import NativeMemberLoop, translate
 
         # each member runs the single cell's program on its slices
-        layer.loop = NativeMemberLoop(translate(plan))
+        layer.loop = NativeMemberLoop(translate(plan), blas=mode == "native-blas")
     return _finish(layer, source, layout, mode == "torch", device, dtype)
 
 

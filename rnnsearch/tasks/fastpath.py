@@ -1,7 +1,8 @@
 """The model's fast paths on this machine, chosen by measurement (rnnsearch.cells.planner).
 
 Two questions, each asked once per machine and shape class:
-- ``loop``: a layer's time loop on the CPU, the C loop (``native``) or the Python step
+- ``loop``: a layer's time loop on the CPU, the C loop (``native``; where gemm.c's kernel
+  runs, also ``native-blas``, the loop with BLAS's multiplies) or the Python step
   (``eager``); timed on the LSTM (a representative cell: four gates, one loop product)
   at the class's width and batch, 20 steps forward and backward;
 - ``softmax``: the model's softmax through gemm.c's kernel (``gemm``) or torch's matmul
@@ -23,11 +24,15 @@ _STEPS = 20  # time steps a loop measurement runs (the cost per step is what dif
 
 
 def loop_decision(n: int, batch: int) -> Decision:
-    """The C loop or the Python step, for layers of width ``n`` at ``batch`` rows."""
+    """The C loop or the Python step, for layers of width ``n`` at ``batch`` rows; where
+    gemm.c's kernel runs (AVX-512), also the C loop with BLAS's multiplies (native-blas)."""
+    from rnnsearch.cells.matmul import available
+
     N, B = bucket(n), bucket(batch)
-    candidates = {"native": lambda: _loop_run("native", N, B), "eager": lambda: _loop_run("eager", N, B)}
-    if not _native_builds():
-        candidates.pop("native")
+    modes = ["native", "eager"] if _native_builds() else ["eager"]
+    if "native" in modes and available():
+        modes.insert(1, "native-blas")
+    candidates = {m: (lambda m=m: _loop_run(m, N, B)) for m in modes}
     return planner().choose("loop", f"n{N}-b{B}", candidates)
 
 

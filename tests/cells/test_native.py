@@ -310,3 +310,16 @@ def test_the_loop_threads_take_the_callers_denormal_mode():
         torch.set_num_threads(threads)
     assert (kept != 0).all()
     assert (flushed == 0).all()
+
+
+def test_the_blas_variant_of_the_loop_equals_the_python_step():
+    """native-blas (the loop's multiplies by torch's BLAS even where gemm.c's kernel runs,
+    one of the planner's candidates there) computes what the Python step computes."""
+    python, _ = _pair(zoo.get("LSTM"))
+    blas = compile_cell(zoo.get("LSTM"), N, name="C", compile="native-blas")
+    blas.load_state_dict(python.state_dict())
+    assert blas.loop.blas and not blas.loop.accepts(torch.zeros(1, dtype=torch.float64))
+    x, states = _inputs(python)
+    _close(_run(blas, x, states), _run(python, x, states))
+    members = compile_members(zoo.get("GRU"), N, 2, compile="native-blas")
+    assert members.loop.single.blas
