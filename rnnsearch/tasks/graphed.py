@@ -111,4 +111,81 @@ class GraphedStep:
         return box[0]
 
 
-__all__ = ["CudaCapturer", "GraphedStep", "LENGTH_BUCKETS", "PlainCapturer", "bucket_length"]
+def pad_to_bucket(batch, buckets: Sequence[int] = LENGTH_BUCKETS):
+    """An independent batch (the state starts at zero) padded at its end to the next bucket
+    length, with masked-out targets (what encoding already pads a batch's short rows
+    with), so a few graphs serve every length."""
+    from rnnsearch.tasks.base import Batch
+
+    T = batch.inputs.shape[0]
+    extra = bucket_length(T, buckets) - T
+    if extra == 0:
+        return batch
+
+    def pad(t):
+        return torch.cat([t, t.new_zeros((extra, *t.shape[1:]))])
+
+    masks = {k: pad(v) for k, v in batch.extra_masks.items()}
+    return Batch(pad(batch.inputs), pad(batch.targets), pad(batch.mask), batch.reset, masks)
+
+
+class GraphedSGD:
+    """The trainer's SGD step (``rnnsearch.tasks.train.sgd_step``: summed loss over the batch
+    size, gradient norm clipped, plain SGD) as one recorded graph per batch shape. The rate
+    and the clipping norm are tensors the graph reads, so a halved rate needs no new
+    graph. The loss is read once per step (as ``sgd_step`` does); a non-finite one raises
+    ``Diverged`` after the update (the run ends there either way)."""
+
+    def __init__(self, model, capturer: Capturer, warmup: int = 3, max_graphs: int = 8):
+        self.model = model
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        device = self.params[0].device
+        self.lr = torch.zeros((), device=device)
+        self.max_norm = torch.zeros((), device=device)
+        self.graphed = GraphedStep(self._step, capturer, warmup, max_graphs)
+
+    def _step(self, inputs, targets, mask, *flat_state):
+        from rnnsearch.tasks.base import Batch
+        from rnnsearch.tasks.train import _masked_loss_sum
+
+        state = _unflatten(flat_state, self.model)
+        logits, new = self.model(inputs, state)
+        loss_sum = _masked_loss_sum(logits, Batch(inputs, targets, mask, False))
+        grads = torch.autograd.grad(loss_sum / inputs.shape[1], self.params, allow_unused=True)
+        grads = [torch.zeros_like(p) if g is None else g for p, g in zip(self.params, grads, strict=True)]
+        with torch.no_grad():
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+            coef = torch.clamp(self.max_norm / (norm + 1e-6), max=1.0)  # clip_grad_norm_'s rule
+            torch._foreach_add_(self.params, torch._foreach_mul(grads, -self.lr * coef))
+        return (loss_sum.detach(), *[t.detach() for s in new for t in s])
+
+    def __call__(self, batch, state, lr: float, max_norm: float):
+        from rnnsearch.tasks.train import Diverged
+
+        self.lr.fill_(lr)
+        self.max_norm.fill_(max_norm)
+        out = self.graphed(batch.inputs, batch.targets, batch.mask, *[t for s in state for t in s])
+        loss_sum = float(out[0])
+        if not torch.isfinite(torch.tensor(loss_sum)):
+            raise Diverged
+        return loss_sum, _unflatten(out[1:], self.model)
+
+
+def _unflatten(flat, model) -> list[tuple[torch.Tensor, ...]]:
+    out, i = [], 0
+    for layer in model.layers:
+        k = len(layer.cell.states)
+        out.append(tuple(flat[i : i + k]))
+        i += k
+    return out
+
+
+__all__ = [
+    "CudaCapturer",
+    "GraphedSGD",
+    "GraphedStep",
+    "LENGTH_BUCKETS",
+    "PlainCapturer",
+    "bucket_length",
+    "pad_to_bucket",
+]

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from rnnsearch.cells import CellGraph
 from rnnsearch.tasks.api import DIVERGED, FAILED, OK, EvalRequest, EvalResult
 from rnnsearch.tasks.base import Batch, Task
+from rnnsearch.tasks.graphed import pad_to_bucket
 from rnnsearch.tasks.model import CellModel, detach_state, loop_for, model_parameter_count, width_for
 from rnnsearch.tasks.registry import get_task
 
@@ -161,19 +162,23 @@ class _Run:
         running, running_n = 0.0, 0
         start_loss: float | None = None
         batches = task.train_batches(req.seed, hp.batch_size, hp.unroll)
+        step, graphed = step_for(model, device)
         while True:
             ts = time.perf_counter()
             batch = next(batches).to(device)
+            tokens = batch.inputs.numel()
+            if graphed and not task.carries_state:  # a few lengths, a few graphs
+                batch = pad_to_bucket(batch)
             if state is None or batch.reset:
                 state = model.initial_state(batch.inputs.shape[1], device)
-            loss_sum, state = sgd_step(model, batch, state, lr, hp.max_grad_norm)
+            loss_sum, state = step(model, batch, state, lr, hp.max_grad_norm)
             scored = float(batch.mask.sum())
             self.steps += 1
             running += loss_sum
             running_n += scored
             if start_loss is None and scored:
                 start_loss = loss_sum / scored
-            train_tokens += batch.inputs.numel()
+            train_tokens += tokens
             train_time += time.perf_counter() - ts
             elapsed = time.perf_counter() - t0
             out_of_budget = self.steps >= budget.max_steps or elapsed >= budget.max_seconds
@@ -251,6 +256,21 @@ def loss_rise(start: float | None, train_loss: float, val_loss: float, step: int
             f"{start:.3g}, and the training loss {train_loss:.3g} above it"
         )
     return None
+
+
+def step_for(model, device: torch.device):
+    """The training step: ``sgd_step``, or with ``RNNSEARCH_GRAPHS=1`` on a GPU the same step
+    recorded as CUDA graphs (``plain``: its logic without recording, on any device: what
+    the tests run on a CPU). Returns ``(step(model, batch, state, lr, max_norm), graphed)``."""
+    mode = os.environ.get("RNNSEARCH_GRAPHS", "0")
+    if mode not in ("0", "1", "plain"):
+        raise ValueError(f"RNNSEARCH_GRAPHS={mode!r}: use 0, 1 or plain")
+    if mode == "0" or (mode == "1" and device.type != "cuda"):
+        return sgd_step, False
+    from rnnsearch.tasks.graphed import CudaCapturer, GraphedSGD, PlainCapturer
+
+    graphed = GraphedSGD(model, CudaCapturer() if mode == "1" else PlainCapturer())
+    return (lambda _model, batch, state, lr, max_norm: graphed(batch, state, lr, max_norm)), True
 
 
 def sgd_step(model, batch: Batch, state, lr: float, max_grad_norm: float) -> tuple[float, list]:

@@ -2,9 +2,10 @@
 shape after the warm-up, every call one real step, static buffers refreshed per call,
 plain steps beyond the graph limit, and lengths padded to a few buckets."""
 
+import pytest
 import torch
 
-from rnnsearch.tasks.graphed import GraphedStep, PlainCapturer, bucket_length
+from rnnsearch.tasks.graphed import LENGTH_BUCKETS, GraphedStep, PlainCapturer, bucket_length
 
 
 def _sgd_step(model: torch.nn.Linear, lr: torch.Tensor):
@@ -52,3 +53,35 @@ def test_beyond_the_graph_limit_steps_run_plainly():
 def test_lengths_pad_to_a_few_buckets():
     assert [bucket_length(t) for t in (1, 16, 17, 33, 100, 512, 600)] == [16, 16, 32, 64, 128, 512, 600]
     assert len({bucket_length(t) for t in range(1, 513)}) == 6
+
+
+@pytest.mark.parametrize("task", ["arithmetic", "ptb"])
+def test_the_graphed_training_step_trains_as_the_plain_one(task, monkeypatch):
+    """RNNSEARCH_GRAPHS=plain runs the trainer through GraphedSGD (recording aside: the plain
+    capturer), with arithmetic's batches padded to bucket lengths: the same evaluation."""
+    from rnnsearch.tasks.train import evaluate
+
+    from .test_train import _request
+
+    request = _request(task=task, learning_rate=0.5, max_grad_norm=1.0)
+    monkeypatch.setenv("RNNSEARCH_LOOP", "eager")  # one loop for both runs
+    monkeypatch.setenv("RNNSEARCH_GRAPHS", "0")
+    plain = evaluate(request)
+    monkeypatch.setenv("RNNSEARCH_GRAPHS", "plain")
+    graphed = evaluate(request)
+    assert plain.status == graphed.status == "ok", (plain.error, graphed.error)
+    assert graphed.steps == plain.steps
+    assert graphed.val_accuracy == pytest.approx(plain.val_accuracy, abs=0.02)
+    assert graphed.val_perplexity == pytest.approx(plain.val_perplexity, rel=1e-3)
+
+
+def test_padding_keeps_what_is_scored():
+    from rnnsearch.tasks.graphed import pad_to_bucket
+    from rnnsearch.tasks.registry import get_task
+
+    batches = get_task("arithmetic").train_batches(0, 4, 10)
+    batch = next(b for b in batches if b.inputs.shape[0] not in LENGTH_BUCKETS)
+    padded = pad_to_bucket(batch)
+    assert padded.inputs.shape[0] == bucket_length(batch.inputs.shape[0]) > batch.inputs.shape[0]
+    assert float(padded.mask.sum()) == float(batch.mask.sum())
+    assert torch.equal(padded.targets[: batch.targets.shape[0]], batch.targets)
