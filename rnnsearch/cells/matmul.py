@@ -105,17 +105,27 @@ def product(
     out: torch.Tensor | None = None,
     accumulate: bool = False,
     bias: torch.Tensor | None = None,
+    kernel: bool | None = None,
 ):
     """``out = a @ b`` (``out += a @ b`` when ``accumulate``; ``out = bias + a @ b`` with a
     ``bias`` that broadcasts to it) for [M, K] @ [K, N] or batched [S, M, K] @ [S, K, N]
     float32 CPU tensors of any strides; ``out`` (made when None) must have unit column
-    stride. No autograd; torch's matmul where the kernel does not run."""
+    stride. No autograd. gemm.c's kernel where it runs and, for this shape class, measured
+    faster than torch's matmul (``kernel`` forces either); torch's matmul otherwise."""
     fn = _matmul_fn()
     batched = a.dim() == 3
     if out is None:
         out = a.new_empty((*a.shape[:-1], b.shape[-1]))
         accumulate = False
-    if fn is None or not _fits(a, b, out) or out.stride(-1) != 1 or (bias is not None and not _fits(bias)):
+    if fn is not None and kernel is None:
+        kernel = kernel_pays(a.shape[-2] * (a.shape[0] if batched else 1), a.shape[-1], b.shape[-1])
+    if (
+        fn is None
+        or not kernel
+        or not _fits(a, b, out)
+        or out.stride(-1) != 1
+        or (bias is not None and not _fits(bias))
+    ):
         ref = torch.matmul(a, b)
         if bias is not None:
             return out.copy_(ref + bias)
@@ -150,6 +160,30 @@ def product(
     call(fn, dims, [a3, b3, o3, packed, z3])
     _scratch.give(packed)
     return out
+
+
+def kernel_pays(rows: int, k: int, n: int) -> bool:
+    """Whether gemm.c's kernel beats torch's matmul for [rows, k] @ [k, n] here (the
+    planner's ``products`` question, one measurement per shape class and machine)."""
+    from rnnsearch.cells.planner import bucket, planner
+
+    R, K, N = bucket(rows), bucket(k), bucket(n)
+
+    def setup(kernel: bool):
+        gen = torch.Generator().manual_seed(0)
+        a, b = torch.randn(R, K, generator=gen), torch.randn(K, N, generator=gen)
+        out = torch.empty(R, N)
+
+        def run():
+            product(a, b, out, kernel=kernel)
+
+        run.mode = "gemm" if kernel else "torch"
+        return run
+
+    choice = planner().choose(
+        "products", f"r{R}-k{K}-n{N}", {"gemm": lambda: setup(True), "torch": lambda: setup(False)}
+    )
+    return choice.chosen == "gemm"
 
 
 def _right_grad(a: torch.Tensor, g: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -128,3 +128,22 @@ def test_doctor_prints_the_machine_and_its_choices(tmp_path):
         assert needle in out, needle
     assert "loop forced to eager by RNNSEARCH_PLAN" in out
     assert max(len(line) for line in out.splitlines() if "cached in" not in line and "/" not in line) <= 80
+
+
+def test_products_ask_the_planner_only_where_the_kernel_runs(monkeypatch, tmp_path):
+    """product(): torch's matmul without gemm.c's kernel (no question asked); with it, the
+    planner's choice for the shape class (forced here: this CPU may lack AVX-512)."""
+    from rnnsearch.cells import matmul
+
+    asked = []
+    fake = Planner(
+        tmp_path / "p.json", timer=lambda run: asked.append(run.mode) or (1.0 if run.mode == "torch" else 2.0)
+    )
+    monkeypatch.setattr(planner, "_planner", fake)
+    monkeypatch.setattr(planner, "plan_path", lambda: fake.path)
+    a, b = torch.randn(30, 20), torch.randn(20, 10)
+    torch.testing.assert_close(matmul.product(a, b), a @ b)
+    if not matmul.available():
+        assert asked == [] and fake.decisions() == []
+    else:
+        assert not matmul.kernel_pays(30, 20, 10) and sorted(asked) == ["gemm", "torch"]
