@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -454,10 +455,15 @@ def launch_cmd(
         ops=ops,
         budget=SearchBudget.parse(budget or default_budget),
     )
-    for cell in config.seeds:
-        from rnnsearch.cells.resolve import resolve_cell
+    from rnnsearch.cells.resolve import resolve_cell
 
-        resolve_cell(cell)
+    labels, graphs = [], {}
+    for cell in config.seeds:  # zoo names, graph files, nasbench-nlp:FILE.json#K
+        label, graph = resolve_cell(cell)
+        if label not in zoo_names():
+            graphs[label] = graph.to_json()
+        labels.append(label)
+    config = dataclasses.replace(config, seeds=tuple(labels), seed_graphs=graphs)
     store = Store(_db_url(db))
     runner = _make_runner(local, address, cpus_per_eval, gpus_per_eval, time_limit, ship_code, dashboard, batch)
     try:
@@ -682,6 +688,38 @@ def zoo_names() -> set[str]:
     from rnnsearch.cells import zoo
 
     return set(zoo.names())
+
+
+import_app = typer.Typer(help="Cells in from elsewhere: NAS-Bench-NLP recipes.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("nasbench-nlp")
+def import_nasbench_cmd(
+    file: Path = typer.Argument(..., help="a NAS-Bench-NLP recipes JSON file (a list of recipes)"),
+    out: Path | None = typer.Option(None, "-o", "--out", help="folder for the graph files (default: FILE's name)"),
+) -> None:
+    """Write one graph file per recipe (recipe-K.json) and say which zoo cell each is.
+
+    Study or seed with them as files, or straight from the recipes:
+    `rnnsearch study --cells GRU,nasbench-nlp:FILE.json#4`."""
+    from rnnsearch.cells import zoo
+    from rnnsearch.cells.nasbench import RecipeError, load_recipes, near_zoo, recipe_graph
+    from rnnsearch.cells.params import parameter_count
+
+    try:
+        graphs = [recipe_graph(r, k) for k, r in enumerate(load_recipes(file))]
+    except RecipeError as e:
+        raise UserError(str(e)) from None
+    folder = out if out is not None else Path(file.stem)
+    folder.mkdir(parents=True, exist_ok=True)
+    typer.echo(f"{len(graphs)} recipes from {file}, written to {folder}/recipe-K.json")
+    typer.echo(f"{'K':>3}  {'states':8} {'params@128':>10}  cell")
+    for k, g in enumerate(graphs):
+        (folder / f"recipe-{k}.json").write_text(g.to_json(), encoding="utf-8")
+        name = zoo.lookup_name(g)
+        what = f"= {name}" if name else (near_zoo(g) or "not a zoo cell")
+        typer.echo(f"{k:>3}  {','.join(g.states):8} {parameter_count(g, 128):>10,}  {what}")
 
 
 @app.command("doctor")

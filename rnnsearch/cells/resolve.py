@@ -10,7 +10,15 @@ from rnnsearch.errors import UserError
 
 
 def resolve_cell(spec: str) -> tuple[str, CellGraph]:
-    """(display name, graph) for a zoo name like ``MUT1`` or a path to a graph JSON file."""
+    """(display name, graph) for a zoo name like ``MUT1``, a path to a graph JSON file, or
+    a NAS-Bench-NLP recipe ``nasbench-nlp:FILE.json#K`` (displayed ``NB<K>``)."""
+    if spec.startswith("nasbench-nlp:"):
+        from rnnsearch.cells.nasbench import RecipeError, graph_for
+
+        try:
+            return graph_for(spec)
+        except RecipeError as e:
+            raise UserError(str(e)) from None
     path = Path(spec)
     if spec.endswith(".json") or path.is_file():
         if not path.is_file():

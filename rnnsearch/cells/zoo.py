@@ -107,6 +107,26 @@ def gru() -> CellGraph:
     return g.validate()
 
 
+def gru_cho() -> CellGraph:
+    """GRU as Cho et al. (2014) wrote it and Jozefowicz et al. (2015) ran it (the reset gate
+    multiplies h before its matrix, where torch.nn.GRU's multiplies W_hn h + b_hn):
+
+    r  = σ(W_xr x + W_hr h + b_r)
+    z  = σ(W_xz x + W_hz h + b_z)
+    h~ = tanh(W_xh x + W_hh (r * h) + b_h)
+    h' = z * h + (1 - z) * h~
+    """
+    g = CellGraph(("h",))
+    r = g.add("sigmoid", g.add("linear", "x", "h", name="Wr"), name="r")
+    z = g.add("sigmoid", g.add("linear", "x", "h", name="Wz"), name="z")
+    cand = g.add("tanh", g.add("linear", "x", g.add("mul", r, "h", name="rh"), name="Wh"), name="cand")
+    keep = g.add("mul", z, "h", name="zh")
+    g.set_output(
+        "h", g.add("add", keep, g.add("mul", g.add("sub", _one(g), z, name="omz"), cand, name="new"), name="hn")
+    )
+    return g.validate()
+
+
 def _mut_tail(g: CellGraph, z: str, cand: str) -> None:
     """h' = cand * z + h * (1 - z)."""
     omz = g.add("sub", _one(g), z, name="omz")
@@ -260,6 +280,7 @@ ZOO: dict[str, Callable[[], CellGraph]] = {
     "LSTM-o": lstm_o,
     "LSTM-f": lstm_f,
     "GRU": gru,
+    "GRU-Cho": gru_cho,
     "MUT1": mut1,
     "MUT2": mut2,
     "MUT3": mut3,

@@ -51,6 +51,15 @@ def lstm(P, x, s, input_gate=True, output_gate=True, forget_gate=True):
     return (torch.tanh(c2) * o, c2)
 
 
+def gru_cho(P, x, s):
+    """Cho et al. (2014): the reset gate on h before its matrix; z keeps the old state."""
+    (h,) = s
+    r = σ(lin(P, "Wr", x, h))
+    z = σ(lin(P, "Wz", x, h))
+    cand = torch.tanh(lin(P, "Wh", x, r * h))
+    return (z * h + (1 - z) * cand,)
+
+
 def mut1(P, x, s):
     (h,) = s
     z = σ(x @ P.W("Wz", 0).T + P.b("Wz"))
@@ -199,6 +208,7 @@ REFERENCES = {
     "LSTM-i": lambda P, x, s: lstm(P, x, s, input_gate=False),
     "LSTM-o": lambda P, x, s: lstm(P, x, s, output_gate=False),
     "LSTM-f": lambda P, x, s: lstm(P, x, s, forget_gate=False),
+    "GRU-Cho": gru_cho,
     "MUT1": mut1,
     "MUT2": mut2,
     "MUT3": mut3,
