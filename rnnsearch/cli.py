@@ -391,7 +391,11 @@ def launch_cmd(
         help="evaluations=N,architectures=N,minutes=M (default: smoke 25 architectures, laptop 60 minutes)",
     ),
     seed: int = typer.Option(0, "--seed", min=0, max=2**31 - 1, help="the search's seed"),
-    seeds: str = typer.Option("LSTM,GRU", "--seeds", help="zoo cells the population starts from (the GRU is required)"),
+    seeds: str = typer.Option(
+        "LSTM,GRU",
+        "--seeds",
+        help="cells the population starts from: zoo names, graph files, nasbench-nlp:FILE.json#K (the GRU is required)",
+    ),
     mutate: float = typer.Option(
         0.8, "--mutate", min=0.0, max=1.0, help="probability a step mutates (else re-evaluates a member)"
     ),
@@ -529,7 +533,7 @@ def study_cmd(
     cells: str = typer.Option(
         "Tanh,LSTM,LSTM-f,LSTM-i,LSTM-o,LSTM-b,GRU,MUT1,MUT2,MUT3",
         "--cells",
-        help="zoo names, graph files or architecture ids",
+        help="zoo names, graph files, architecture ids or nasbench-nlp:FILE.json#K",
     ),
     tasks: str = typer.Option("arithmetic,xml,ptb", "--tasks", help="comma-separated"),
     settings: int | None = typer.Option(None, "--settings", min=1, max=1000, help="random settings per cell and task"),
