@@ -82,5 +82,5 @@ def test_bad_loop_setting_is_refused_up_front(tmp_path):
     )
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [
-        "error: RNNSEARCH_LOOP='turbo': use one of eager, torch, native, native-blas"
+        "error: RNNSEARCH_LOOP='turbo': use one of eager, torch, native, native-blas, native-split"
     ]

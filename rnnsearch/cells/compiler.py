@@ -15,9 +15,10 @@ from rnnsearch.cells.plan import CellLayout, build_plan
 
 # how a layer's time loop runs: the generated Python step, the step under torch.compile,
 # or the step and its reverse translated to C (rnnsearch.cells.native), its products by
-# gemm.c's kernel where it runs (AVX-512) or, with native-blas, by the BLAS torch uses
-COMPILE_MODES = ("eager", "torch", "native", "native-blas")
-NATIVE_MODES = ("native", "native-blas")
+# gemm.c's kernel where it runs (AVX-512) or, with native-blas, by the BLAS torch uses;
+# native-split: under BLAS, the threads split each step's rows and one thread multiplies
+COMPILE_MODES = ("eager", "torch", "native", "native-blas", "native-split")
+NATIVE_MODES = ("native", "native-blas", "native-split")
 
 
 def compile_mode(compile: bool | str | None) -> str:
@@ -77,7 +78,7 @@ def compile_cell(
     if mode in NATIVE_MODES:
         from rnnsearch.cells.native import NativeLoop, translate
 
-        layer.loop = NativeLoop(translate(plan), blas=mode == "native-blas")
+        layer.loop = NativeLoop(translate(plan), blas=mode == "native-blas", split=mode == "native-split")
     return _finish(layer, source, layout, mode == "torch", device, dtype)
 
 
@@ -105,7 +106,7 @@ def compile_members(
         from rnnsearch.cells.native import NativeMemberLoop, translate
 
         # each member runs the single cell's program on its slices
-        layer.loop = NativeMemberLoop(translate(plan), blas=mode == "native-blas")
+        layer.loop = NativeMemberLoop(translate(plan), blas=mode == "native-blas", split=mode == "native-split")
     return _finish(layer, source, layout, mode == "torch", device, dtype)
 
 

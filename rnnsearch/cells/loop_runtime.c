@@ -43,8 +43,13 @@ static inline float rs_tanh(float x) {
 /* The loop's multiplies: by a weight packed once per call where gemm.c's kernel runs,
    else by BLAS (rs_weight gives NULL). Every function below runs inside the loop's
    parallel region: each of its threads (tid of nth) does its share. */
+/* RS_SPLIT: under BLAS too the threads split each step's elementwise rows, and thread 0
+   multiplies (MKL then runs on one thread: it is inside an active parallel region) */
+#if defined(RS_PACKED) || defined(RS_SPLIT)
+#define RS_THREADED 1
+#endif
 static int rs_threads(int nt) {
-#ifdef RS_PACKED
+#ifdef RS_THREADED
     return nt < 1 ? 1 : nt;
 #else
     return 1; /* BLAS runs its own threads */

@@ -44,17 +44,19 @@ class NativeLoop:
     (float32 on the CPU), and otherwise runs its Python step.
     """
 
-    def __init__(self, program: LoopProgram, blas: bool = False):
-        self.program, self.blas = program, blas
-        # RS_BLAS: the loop's multiplies by torch's BLAS even where gemm.c's kernel runs
-        lib = load(program.source, flags=("-fopenmp", *(("-DRS_BLAS",) if blas else ())))
+    def __init__(self, program: LoopProgram, blas: bool = False, split: bool = False):
+        self.program, self.blas, self.split = program, blas, split
+        # RS_BLAS: the loop's multiplies by torch's BLAS even where gemm.c's kernel runs;
+        # RS_SPLIT: under BLAS, the threads split each step's rows (see loop_runtime.c)
+        flags = ("-fopenmp", *(("-DRS_BLAS",) if blas else ()), *(("-DRS_SPLIT",) if split else ()))
+        lib = load(program.source, flags=flags)
         self.forward_c, self.backward_c = entry(lib, "rs_forward"), entry(lib, "rs_backward")
         self.packed = bool(lib.rs_is_packed())
         self.scratch = Scratch()
         keep_freed_memory()
 
     def __reduce__(self):  # pickled (Ray, copies of a model) as its program; reloaded on arrival
-        return (NativeLoop, (self.program, self.blas))
+        return (NativeLoop, (self.program, self.blas, self.split))
 
     def __deepcopy__(self, memo):
         return self  # the library, the program and the scratch are shared
@@ -152,11 +154,11 @@ class NativeMemberLoop:
     program on its own slices (its weights, blocks and states), so K settings cost K
     loops of C and one of everything around them (embedding, softmax, optimizer)."""
 
-    def __init__(self, program: LoopProgram, blas: bool = False):
-        self.single = NativeLoop(program, blas)
+    def __init__(self, program: LoopProgram, blas: bool = False, split: bool = False):
+        self.single = NativeLoop(program, blas, split)
 
     def __reduce__(self):
-        return (NativeMemberLoop, (self.single.program, self.single.blas))
+        return (NativeMemberLoop, (self.single.program, self.single.blas, self.single.split))
 
     def __deepcopy__(self, memo):
         return self

@@ -213,7 +213,7 @@ def _threaded(fn: StepC, weight_w, private: list[str], head, loop: list[str], ro
         "const unsigned fp_mode = rs_fp_mode();",
         # only gemm.c's kernel runs inside the threads: MKL's sgemm called from within a
         # parallel region (even of one thread) starts a nested team, new threads per call
-        "#ifdef RS_PACKED",
+        "#ifdef RS_THREADED",
         "#pragma omp parallel num_threads(rs_threads(nt))",
         "#endif",
         "{",

@@ -25,7 +25,7 @@ from pathlib import Path
 
 # the questions asked, and what each answer means
 QUESTIONS = {
-    "loop": "a layer's time loop on the CPU: native (the C loop), native-blas (its multiplies by BLAS) or eager",
+    "loop": "a layer's time loop on the CPU: native (the C loop), native-blas, native-split or eager",
     "softmax": "the model's own products (its softmax): gemm (gemm.c's kernel) or torch (torch's matmul)",
     "products": "a layer's sequence-wide products and weight gradients: gemm (gemm.c's kernel) or torch",
 }

@@ -2,8 +2,10 @@
 
 Two questions, each asked once per machine and shape class:
 - ``loop``: a layer's time loop on the CPU, the C loop (``native``; where gemm.c's kernel
-  runs, also ``native-blas``, the loop with BLAS's multiplies) or the Python step
-  (``eager``); timed on the LSTM (a representative cell: four gates, one loop product)
+  runs, also ``native-blas``, the loop with BLAS's multiplies; where it does not, with
+  several threads, also ``native-split``: the threads split each step's rows and one of
+  them multiplies, where ``native`` leaves the threads to BLAS's multiplies) or the Python
+  step (``eager``); timed on the LSTM (a representative cell: four gates, one loop product)
   at the class's width and batch, 20 steps forward and backward;
 - ``softmax``: the model's softmax through gemm.c's kernel (``gemm``) or torch's matmul
   (``torch``); timed forward and backward at the class's width, vocabulary and rows.
@@ -32,6 +34,8 @@ def loop_decision(n: int, batch: int) -> Decision:
     modes = ["native", "eager"] if _native_builds() else ["eager"]
     if "native" in modes and available():
         modes.insert(1, "native-blas")
+    elif "native" in modes and torch.get_num_threads() > 1:
+        modes.insert(1, "native-split")  # how threads split a step: the multiplies or the rows
     candidates = {m: (lambda m=m: _loop_run(m, N, B)) for m in modes}
     return planner().choose("loop", f"n{N}-b{B}", candidates)
 

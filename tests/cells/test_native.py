@@ -312,14 +312,25 @@ def test_the_loop_threads_take_the_callers_denormal_mode():
     assert (flushed == 0).all()
 
 
-def test_the_blas_variant_of_the_loop_equals_the_python_step():
-    """native-blas (the loop's multiplies by torch's BLAS even where gemm.c's kernel runs,
-    one of the planner's candidates there) computes what the Python step computes."""
+@pytest.mark.parametrize("mode", ["native-blas", "native-split"])
+def test_the_loop_variants_equal_the_python_step(mode):
+    """native-blas (the multiplies by torch's BLAS even where gemm.c's kernel runs) and
+    native-split (the threads split each step's rows, one multiplies), the planner's other
+    candidates, compute what the Python step computes, on 2 threads."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        _check_variant(mode)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check_variant(mode):
     python, _ = _pair(zoo.get("LSTM"))
-    blas = compile_cell(zoo.get("LSTM"), N, name="C", compile="native-blas")
-    blas.load_state_dict(python.state_dict())
-    assert blas.loop.blas and not blas.loop.accepts(torch.zeros(1, dtype=torch.float64))
-    x, states = _inputs(python)
-    _close(_run(blas, x, states), _run(python, x, states))
-    members = compile_members(zoo.get("GRU"), N, 2, compile="native-blas")
-    assert members.loop.single.blas
+    variant = compile_cell(zoo.get("LSTM"), N, name="C", compile=mode)
+    variant.load_state_dict(python.state_dict())
+    assert (variant.loop.blas, variant.loop.split) == (mode == "native-blas", mode == "native-split")
+    x, states = _inputs(python, b=13)
+    _close(_run(variant, x, states), _run(python, x, states))
+    members = compile_members(zoo.get("GRU"), N, 2, compile=mode)
+    assert members.loop.single.split == (mode == "native-split")
