@@ -15,8 +15,24 @@ from rnnsearch.workers import RayRunner
 
 
 def _worker_pids() -> list[int]:
+    """This session's Ray workers running an evaluation: descendants of this process (its
+    embedded Ray's raylet starts them), never another search's on the same machine."""
     out = subprocess.run(["pgrep", "-f", "ray::_run"], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
+    return [int(p) for p in out.split() if _descends_from(int(p), os.getpid())]
+
+
+def _descends_from(pid: int, root: int) -> bool:
+    for _ in range(64):  # a chain of parents, never a loop
+        if pid == root:
+            return True
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                pid = int(fh.read().rsplit(")", 1)[1].split()[1])  # the field after the name: ppid
+        except (OSError, ValueError, IndexError):
+            return False
+        if pid <= 1:
+            return False
+    return False
 
 
 def test_search_survives_killed_workers(ray_local, db_url):
