@@ -830,6 +830,19 @@ def _check_environment() -> None:
 
         if loop not in COMPILE_MODES:
             raise UserError(f"RNNSEARCH_LOOP={loop!r}: use one of {', '.join(COMPILE_MODES)}")
+    if os.environ.get("RNNSEARCH_PLAN"):
+        from rnnsearch.cells.planner import overrides
+
+        try:
+            overrides()
+        except ValueError as e:
+            raise UserError(str(e)) from None
+    graphs = os.environ.get("RNNSEARCH_GRAPHS")
+    if graphs:  # only then: the check loads torch, which --help and the leaderboard never do
+        from rnnsearch.tasks.graphed import GRAPH_MODES
+
+        if graphs not in GRAPH_MODES:
+            raise UserError(f"RNNSEARCH_GRAPHS={graphs!r}: use {', '.join(GRAPH_MODES)}")
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ Two questions, each asked once per machine and shape class:
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
 from torch import nn
@@ -58,7 +59,9 @@ def products_scope(decision: Decision):
     return fast_products if decision.chosen == "gemm" else contextlib.nullcontext
 
 
+@functools.cache
 def _native_builds() -> bool:
+    """Whether the C loop builds here: asked by every loop decision, answered once."""
     from rnnsearch.cells import zoo
     from rnnsearch.cells.compiler import compile_cell
 

@@ -16,12 +16,15 @@ which is what the tests exercise on a CPU.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import torch
 
 LENGTH_BUCKETS = (16, 32, 64, 128, 256, 512)
+# RNNSEARCH_GRAPHS: off, CUDA graphs on a GPU, or the same logic without recording
+GRAPH_MODES = ("0", "1", "plain")
 
 
 def bucket_length(length: int, buckets: Sequence[int] = LENGTH_BUCKETS) -> int:
@@ -166,7 +169,7 @@ class GraphedSGD:
         self.max_norm.fill_(max_norm)
         out = self.graphed(batch.inputs, batch.targets, batch.mask, *[t for s in state for t in s])
         loss_sum = float(out[0])
-        if not torch.isfinite(torch.tensor(loss_sum)):
+        if not math.isfinite(loss_sum):
             raise Diverged
         return loss_sum, _unflatten(out[1:], self.model)
 

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from rnnsearch.cells import CellGraph
 from rnnsearch.tasks.api import DIVERGED, FAILED, OK, EvalRequest, EvalResult
 from rnnsearch.tasks.base import Batch, Task
-from rnnsearch.tasks.graphed import pad_to_bucket
+from rnnsearch.tasks.graphed import GRAPH_MODES, pad_to_bucket
 from rnnsearch.tasks.model import CellModel, detach_state, loop_for, model_parameter_count, width_for
 from rnnsearch.tasks.registry import get_task
 
@@ -263,8 +263,8 @@ def step_for(model, device: torch.device):
     recorded as CUDA graphs (``plain``: its logic without recording, on any device: what
     the tests run on a CPU). Returns ``(step(model, batch, state, lr, max_norm), graphed)``."""
     mode = os.environ.get("RNNSEARCH_GRAPHS", "0")
-    if mode not in ("0", "1", "plain"):
-        raise ValueError(f"RNNSEARCH_GRAPHS={mode!r}: use 0, 1 or plain")
+    if mode not in GRAPH_MODES:
+        raise ValueError(f"RNNSEARCH_GRAPHS={mode!r}: use {', '.join(GRAPH_MODES)}")
     if mode == "0" or (mode == "1" and device.type != "cuda"):
         return sgd_step, False
     from rnnsearch.tasks.graphed import CudaCapturer, GraphedSGD, PlainCapturer
