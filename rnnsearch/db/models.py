@@ -40,6 +40,13 @@ class Search(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     steps: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # decisions taken
     duplicates: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # known candidates skipped
+    # candidates not trained: they compute what an evaluated cell computes (functional dedup)
+    functional_duplicates: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # the launch that runs the search (rnnsearch.search.lease): compared and swapped by token
+    lease_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    lease_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    lease_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Architecture(Base):
@@ -59,6 +66,8 @@ class Architecture(Base):
     params_per_unit: Mapped[int] = mapped_column(Integer, default=0)  # n-vectors: biases, diagonals
     first_search_id: Mapped[int | None] = mapped_column(ForeignKey("searches.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    fingerprint: Mapped[list | None] = mapped_column(JSON, nullable=True)  # outputs on fixed inputs
+    duplicate_of: Mapped[int | None] = mapped_column(Integer, nullable=True)  # computes what that one computes
 
 
 class Evaluation(Base):
@@ -98,6 +107,7 @@ class Evaluation(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    curve: Mapped[list | None] = mapped_column(JSON, nullable=True)  # [step, val_accuracy] pairs
 
 
 class Weights(Base):

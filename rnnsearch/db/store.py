@@ -9,7 +9,7 @@ import functools
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -22,9 +22,10 @@ from rnnsearch.db.engine import default_url, make_engine, normalise_url
 from rnnsearch.db.models import Architecture, Evaluation, Search, Weights
 from rnnsearch.db.values import ArchitectureInfo, EvaluationInfo, NewEvaluation, SearchInfo, TaskScore
 from rnnsearch.errors import UserError
+from rnnsearch.states import FINISHED as FINISHED  # re-exported: the finished statuses
+from rnnsearch.states import IN_FLIGHT, SearchState, Status
 
-PENDING, RUNNING = "pending", "running"
-FINISHED = ("ok", "diverged", "failed")
+PENDING, RUNNING = Status.PENDING, Status.RUNNING
 
 T = TypeVar("T")
 
@@ -134,7 +135,7 @@ class Store:
     @_retrying
     def create_search(self, name: str, config: dict[str, Any], seed: int) -> SearchInfo:
         with self.session() as s, s.begin():
-            row = Search(name=name, config=config, seed=seed, status="created")
+            row = Search(name=name, config=config, seed=seed, status=SearchState.CREATED)
             s.add(row)
             try:
                 s.flush()
@@ -176,9 +177,60 @@ class Store:
             s.execute(update(Search).where(Search.id == search_id).values(duplicates=Search.duplicates + 1))
 
     @_retrying
+    def count_functional_duplicate(self, search_id: int) -> None:
+        """One candidate not trained: it computes what an evaluated cell computes."""
+        with self.session() as s, s.begin():
+            s.execute(
+                update(Search)
+                .where(Search.id == search_id)
+                .values(functional_duplicates=Search.functional_duplicates + 1)
+            )
+
+    @_retrying
     def heartbeat(self, search_id: int) -> None:
         with self.session() as s, s.begin():
             s.execute(update(Search).where(Search.id == search_id).values(heartbeat_at=_now()))
+
+    # -- leases: which launch runs a search (the policy is rnnsearch.search.lease) -----
+    # Each is one UPDATE guarded by the token it expects, so of two racing writers on
+    # either backend exactly one changes the row.
+    @_retrying
+    def take_lease(self, search_id: int, token: str, host: str, pid: int, expected_token: str | None) -> bool:
+        """Compare and swap: the lease becomes ``token``'s (since and heartbeat now) only if
+        it is still ``expected_token``'s (free, when None); returns whether it did."""
+        held = Search.lease_token.is_(None) if expected_token is None else Search.lease_token == expected_token
+        now = _now()
+        with self.session() as s, s.begin():
+            done = s.execute(
+                update(Search)
+                .where(Search.id == search_id, held)
+                .values(lease_token=token, lease_host=host[:255], lease_pid=pid, lease_since=now, heartbeat_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            return done.rowcount == 1
+
+    @_retrying
+    def renew_lease(self, search_id: int, token: str) -> bool:
+        """The holder's heartbeat; False: the lease is no longer ``token``'s (taken over)."""
+        with self.session() as s, s.begin():
+            done = s.execute(
+                update(Search)
+                .where(Search.id == search_id, Search.lease_token == token)
+                .values(heartbeat_at=_now())
+                .execution_options(synchronize_session=False)
+            )
+            return done.rowcount == 1
+
+    @_retrying
+    def release_lease(self, search_id: int, token: str) -> None:
+        """Free the lease if it is still ``token``'s (a holder taken over frees nothing)."""
+        with self.session() as s, s.begin():
+            s.execute(
+                update(Search)
+                .where(Search.id == search_id, Search.lease_token == token)
+                .values(lease_token=None, lease_host=None, lease_pid=None, lease_since=None)
+                .execution_options(synchronize_session=False)
+            )
 
     # -- architectures ----------------------------------------------------------------
     @_retrying
@@ -192,10 +244,13 @@ class Store:
         mutation_ops: Iterable[Any] = (),
         search_id: int | None = None,
         stage: str = "new",
+        fingerprint: Sequence[float] | None = None,
+        duplicate_of: int | None = None,
     ) -> tuple[ArchitectureInfo, bool]:
         """Find ``graph`` by canonical identity, or add it (at ``stage``); returns
         (architecture, created). A new cell that is a zoo cell is stored under its zoo
-        name unless ``name`` gives another."""
+        name unless ``name`` gives another. ``fingerprint`` and ``duplicate_of`` are
+        stored on a new cell only (a found one keeps its own)."""
         from rnnsearch.cells import canonicalize, formula, zoo
         from rnnsearch.cells.canonical import hash_canonical, isomorphic_canonical
 
@@ -223,6 +278,8 @@ class Store:
                 params_per_unit2=n2,
                 params_per_unit=n1,
                 first_search_id=search_id,
+                fingerprint=None if fingerprint is None else [float(v) for v in fingerprint],
+                duplicate_of=duplicate_of,
             )
             try:
                 with self.session() as s, s.begin():
@@ -271,6 +328,12 @@ class Store:
                 evaluated = select(Evaluation.architecture_id).where(Evaluation.search_id == search_id)
                 q = q.where((Architecture.id.in_(evaluated)) | (Architecture.first_search_id == search_id))
             return [_arch(r) for r in s.scalars(q)]
+
+    @_retrying
+    def set_fingerprint(self, architecture_id: int, fingerprint: Sequence[float] | None) -> None:
+        values = None if fingerprint is None else [float(v) for v in fingerprint]
+        with self.session() as s, s.begin():
+            s.execute(update(Architecture).where(Architecture.id == architecture_id).values(fingerprint=values))
 
     @_retrying
     def set_stage(self, architecture_id: int, stage: str) -> None:
@@ -378,7 +441,7 @@ class Store:
         with self.session() as s:
             q = (
                 select(Evaluation)
-                .where(Evaluation.search_id == search_id, Evaluation.status.in_((PENDING, RUNNING)))
+                .where(Evaluation.search_id == search_id, Evaluation.status.in_(IN_FLIGHT))
                 .order_by(Evaluation.id)
             )
             return [_eval(r) for r in s.scalars(q)]
@@ -415,6 +478,30 @@ class Store:
                 .group_by(Architecture.stage)
             )
             return {stage: n for stage, n in s.execute(q)}
+
+    @_retrying
+    def functional_savings(self, search_id: int) -> tuple[int, float]:
+        """The search's functional duplicates (candidates not trained: they compute what a
+        cell of the search computes), and the training time they saved, estimated as the
+        seconds the evaluations of the cells they duplicate took in this search."""
+        with self.session() as s:
+            dups = s.execute(
+                select(Architecture.duplicate_of).where(
+                    Architecture.first_search_id == search_id, Architecture.duplicate_of.is_not(None)
+                )
+            ).scalars()
+            per: dict[int, int] = {}
+            for original in dups:
+                per[original] = per.get(original, 0) + 1
+            if not per:
+                return 0, 0.0
+            q = (
+                select(Evaluation.architecture_id, func.sum(Evaluation.wall_s))
+                .where(Evaluation.search_id == search_id, Evaluation.architecture_id.in_(list(per)))
+                .group_by(Evaluation.architecture_id)
+            )
+            saved = sum(per[a] * (w or 0.0) for a, w in s.execute(q))
+            return sum(per.values()), float(saved)
 
     @_retrying
     def weights(self, evaluation_id: int) -> bytes | None:
@@ -457,7 +544,7 @@ class Store:
                     )
                     .label("rank"),
                 )
-                .where(Evaluation.status == "ok", Evaluation.val_accuracy.is_not(None), *where)
+                .where(Evaluation.status == Status.OK, Evaluation.val_accuracy.is_not(None), *where)
                 .subquery()
             )
             best = {
@@ -511,11 +598,12 @@ def _record(s: Session, result) -> bool:
         worker=result.worker[:200],
         error=result.error or None,
         extras=dict(result.extras),
+        curve=[list(p) for p in getattr(result, "curve", ())],
         finished_at=_now(),
     )
     done = s.execute(
         update(Evaluation)
-        .where(Evaluation.request_id == result.request_id, Evaluation.status.in_((PENDING, RUNNING)))
+        .where(Evaluation.request_id == result.request_id, Evaluation.status.in_(IN_FLIGHT))
         .values(**values)
     )
     if done.rowcount == 1:
@@ -552,7 +640,7 @@ def _must_exist(url: str) -> None:
 def _case_ok():
     from sqlalchemy import case
 
-    return case((Evaluation.status == "ok", 1), else_=0)
+    return case((Evaluation.status == Status.OK, 1), else_=0)
 
 
 def _chunks(items: list, size: int):
@@ -576,6 +664,11 @@ def _search(r: Search) -> SearchInfo:
         r.heartbeat_at,
         r.steps,
         r.duplicates,
+        r.lease_host,
+        r.lease_pid,
+        r.lease_since,
+        r.functional_duplicates or 0,
+        r.lease_token,
     )
 
 
@@ -595,6 +688,8 @@ def _arch(r: Architecture) -> ArchitectureInfo:
         r.params_per_unit,
         r.first_search_id,
         r.created_at,
+        None if r.fingerprint is None else tuple(float(v) for v in r.fingerprint),
+        r.duplicate_of,
     )
 
 
@@ -628,4 +723,5 @@ def _eval(r: Evaluation) -> EvaluationInfo:
         r.created_at,
         r.started_at,
         r.finished_at,
+        tuple((int(step), float(acc)) for step, acc in (r.curve or ())),
     )

@@ -19,6 +19,11 @@ class SearchInfo:
     heartbeat_at: datetime | None
     steps: int = 0
     duplicates: int = 0
+    lease_host: str | None = None  # the launch that runs it (rnnsearch.search.lease)
+    lease_pid: int | None = None
+    lease_since: datetime | None = None
+    functional_duplicates: int = 0
+    lease_token: str | None = None  # what a takeover compares and swaps, read with the rest
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,8 @@ class ArchitectureInfo:
     params_per_unit: int
     first_search_id: int | None
     created_at: datetime
+    fingerprint: tuple[float, ...] | None = None  # outputs on fixed inputs (functional dedup)
+    duplicate_of: int | None = None  # the architecture it computes the same function as
 
     @property
     def display_name(self) -> str:
@@ -85,6 +92,7 @@ class EvaluationInfo:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    curve: tuple[tuple[int, float], ...] = ()  # (step, val_accuracy) pairs
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,16 @@ def cli(*args):
     return subprocess.run([sys.executable, "-m", "rnnsearch.cli", *args], capture_output=True, text=True)
 
 
+def downgrade(engine, revision: str) -> None:
+    """Back to the schema rnnsearch wrote at ``revision`` (Alembic's downgrades)."""
+    from alembic import command
+
+    with engine.begin() as conn:
+        cfg = schema._config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
 def test_migrations_build_exactly_the_models(db_url):
     Store(db_url).close()
     engine = make_engine(db_url)
@@ -49,15 +59,43 @@ def test_upgrade_writes_formulas_in_todays_notation_and_names_rediscovered_zoo_c
         seed, _ = store.add_architecture(zoo.get("Tanh"), "zoo:Tanh")
         found, _ = store.add_architecture(zoo.get("LSTM-b"), "mutation", parent_id=seed.id)
     engine = make_engine(db_url)
+    downgrade(engine, "0003")
     with engine.begin() as conn:  # as rnnsearch wrote them before revision 0004
         conn.execute(text("UPDATE architectures SET formula = 'n5 = σ(W[h,x] + b); h_next = n5', name = NULL"))
-        conn.execute(text("UPDATE alembic_version SET version_num = '0003'"))
     schema.upgrade(engine)
     engine.dispose()
     with Store(db_url) as store:
         tanh, lstm = store.get_architecture(seed.id), store.get_architecture(found.id)
     assert tanh.formula == formula(zoo.get("Tanh")) and tanh.display_name == "Tanh"
     assert lstm.formula == formula(zoo.get("LSTM-b")) and lstm.display_name == "LSTM-b"
+
+
+def test_upgrade_from_0004_keeps_rows_and_adds_leases_fingerprints_curves(db_url):
+    from rnnsearch.cells import zoo
+    from rnnsearch.db import NewEvaluation
+    from rnnsearch.tasks.api import EvalResult
+
+    with Store(db_url) as store:
+        search = store.create_search("old", {"preset": "smoke"}, 3)
+        store.count_duplicate(search.id)
+        arch, _ = store.add_architecture(zoo.get("GRU"), "zoo:GRU")
+        (ev,) = store.create_evaluations(search.id, [NewEvaluation(arch.id, "xml", {"lr": 0.1}, 0, {})])
+        store.record_result(EvalResult(ev.request_id, "ok", val_accuracy=0.5, steps=10))
+    engine = make_engine(db_url)
+    downgrade(engine, "0004")  # the schema rnnsearch wrote before revision 0005
+    assert schema.current(engine) == "0004"
+    assert "lease_token" not in {c["name"] for c in inspect(engine).get_columns("searches")}
+    schema.upgrade(engine)
+    engine.dispose()
+    with Store(db_url) as store:
+        s = store.get_search("old")
+        assert (s.config, s.seed, s.duplicates, s.functional_duplicates) == ({"preset": "smoke"}, 3, 1, 0)
+        assert (s.lease_token, s.lease_host, s.lease_pid, s.lease_since) == (None, None, None, None)
+        a = store.get_architecture(arch.id)
+        assert (a.hash, a.fingerprint, a.duplicate_of) == (arch.hash, None, None)
+        (e,) = store.evaluations(search.id)
+        assert (e.status, e.val_accuracy, e.curve) == ("ok", 0.5, ())
+        assert store.take_lease(s.id, "t", "h", 1, None)
 
 
 def test_old_database_asks_for_upgrade_and_the_command_upgrades_it(db_url):

@@ -136,3 +136,20 @@ def test_search_names_are_unique(store):
     with pytest.raises(UserError, match="already exists"):
         store.create_search("same", {}, 0)
     assert store.get_search("same").config == {}
+
+
+def test_fingerprints_functional_duplicates_and_curves(store):
+    search = store.create_search("s", {}, 1)
+    gru, _ = store.add_architecture(zoo.get("GRU"), "zoo:GRU", fingerprint=[0.25, -1.5])
+    assert (gru.fingerprint, gru.duplicate_of) == ((0.25, -1.5), None)
+    twin, _ = store.add_architecture(zoo.get("MUT1"), "mutation", parent_id=gru.id, duplicate_of=gru.id)
+    assert (twin.fingerprint, twin.duplicate_of) == (None, gru.id)
+    store.set_fingerprint(twin.id, (0.25, -1.5))
+    assert store.get_architecture(twin.id).fingerprint == (0.25, -1.5)
+    store.count_functional_duplicate(search.id)
+    store.count_functional_duplicate(search.id)
+    assert store.get_search("s").functional_duplicates == 2
+    (ev,) = _evals(store, search.id, gru.id, 1)
+    assert ev.curve == ()
+    store.record_result(EvalResult(ev.request_id, "ok", val_accuracy=0.7, steps=20, curve=((10, 0.5), (20, 0.7))))
+    assert store.evaluations(search.id)[0].curve == ((10, 0.5), (20, 0.7))
