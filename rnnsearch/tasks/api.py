@@ -7,8 +7,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-OK, DIVERGED, FAILED = "ok", "diverged", "failed"
-STATUSES = (OK, DIVERGED, FAILED)
+from rnnsearch.states import Status
+
+OK, DIVERGED, FAILED, STOPPED = Status.OK, Status.DIVERGED, Status.FAILED, Status.STOPPED
+STATUSES = (OK, DIVERGED, FAILED, STOPPED)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,9 @@ class Budget:
     ``decays`` times, then training stops. An evaluation runs every ``eval_every`` steps
     on at most ``eval_batches`` validation batches (0: the whole split). With ``stop_at``,
     training stops once the validation accuracy reaches it (a filter's verdict is known).
+    ``trail`` holds ``(step, bar)`` pairs (``rnnsearch.search.early_stop.trail``): at an
+    evaluation at one of those steps, a best validation accuracy so far below its bar
+    stops training, and the result is ``stopped`` (it trails the reference curve).
     """
 
     max_steps: int = 1000
@@ -63,6 +68,11 @@ class Budget:
     patience: int = 3
     decays: int = 4
     stop_at: float = 0.0  # 0: never
+    trail: tuple[tuple[int, float], ...] = ()  # (step, bar): stopped below the bar at that step
+
+    def __post_init__(self) -> None:
+        # lists from JSON or the database become (int, float) tuples: equal and hashable
+        object.__setattr__(self, "trail", tuple((int(s), float(b)) for s, b in self.trail))
 
 
 @dataclass(frozen=True)
@@ -97,7 +107,8 @@ class EvalRequest:
 
 @dataclass(frozen=True)
 class EvalResult:
-    """What one evaluation produced. ``status`` is ``ok``, ``diverged`` or ``failed``."""
+    """What one evaluation produced. ``status`` is ``ok``, ``diverged``, ``failed`` or
+    ``stopped``. ``curve`` is ``(step, validation accuracy)`` at each evaluation."""
 
     request_id: str
     status: str
@@ -115,6 +126,7 @@ class EvalResult:
     worker: str = ""
     error: str = ""
     extras: tuple[tuple[str, float], ...] = field(default_factory=tuple)
+    curve: tuple[tuple[int, float], ...] = ()
     weights: bytes | None = field(default=None, repr=False)
 
     def extra(self, key: str, default: float | None = None) -> float | None:

@@ -3,7 +3,8 @@
 Every member keeps its own data stream (its seed), initialisation scale, learning rate
 and schedule, gradient clipping, divergence flag and early stop, so each result equals
 what its request gives when trained alone (up to float rounding). A member that
-diverges or whose schedule ends is frozen while the others go on.
+diverges, whose schedule ends or that trails ``budget.trail`` is frozen while the
+others go on.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from torch import nn
 
 from rnnsearch.cells import CellGraph
 from rnnsearch.cells.compiler import compile_members
-from rnnsearch.tasks.api import DIVERGED, FAILED, OK, EvalRequest, EvalResult
+from rnnsearch.tasks.api import DIVERGED, FAILED, OK, STOPPED, EvalRequest, EvalResult
 from rnnsearch.tasks.base import Batch, Task
 from rnnsearch.tasks.model import build_layers, loop_for, model_parameter_count, products_for, width_for
 from rnnsearch.tasks.registry import get_task
@@ -131,6 +132,7 @@ class _Member:
     start_loss: float | None = None  # per scored target, at the first step
     running: float = 0.0  # the recent training loss: summed, and the targets it is over
     running_n: float = 0.0
+    curve: list = field(default_factory=list)  # (step, validation accuracy) at each evaluation
 
 
 def _stack(batches: list[Batch], device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict]:
@@ -293,6 +295,7 @@ class _GroupRun:
                             }.items()
                         )
                     ),
+                    curve=tuple(m.curve),
                     weights=weights,
                 )
             )
@@ -355,6 +358,7 @@ class _GroupRun:
     def _evaluate_and_schedule(self, model: MemberModel, task: Task, valid, device) -> None:
         accs, losses, extras = self._score(model, task, valid, device)
         budget = self.reqs[0].budget
+        bars = dict(budget.trail)
         for k, m in enumerate(self.members):
             if not m.active:
                 continue
@@ -365,6 +369,7 @@ class _GroupRun:
             if why := loss_rise(m.start_loss, m.running / max(m.running_n, 1.0), vloss, m.steps):
                 m.active, m.status, m.error = False, DIVERGED, why
                 continue
+            m.curve.append((m.steps, acc))
             if m.best_val is None or acc > m.best_val:
                 m.best_val, m.best_loss = acc, vloss
                 m.best_extras = {name: v[k] for name, v in extras.items()}
@@ -383,6 +388,8 @@ class _GroupRun:
                 m.active = False  # its schedule ended: an early stop, still ok
             if budget.stop_at and m.best_val is not None and m.best_val >= budget.stop_at:
                 m.active = False  # the accuracy it was trained to reach
+            if m.steps in bars and m.best_val < bars[m.steps]:
+                m.active, m.status = False, STOPPED  # trails the reference curve (ASHA)
 
     def _weights(self, m: _Member, layers: int, n: int) -> bytes | None:
         if m.best_state is None:

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from rnnsearch.cells import CellGraph
-from rnnsearch.tasks.api import DIVERGED, FAILED, OK, EvalRequest, EvalResult
+from rnnsearch.tasks.api import DIVERGED, FAILED, OK, STOPPED, EvalRequest, EvalResult
 from rnnsearch.tasks.base import Batch, Task
 from rnnsearch.tasks.graphed import GRAPH_MODES, pad_to_bucket
 from rnnsearch.tasks.model import CellModel, detach_state, loop_for, model_parameter_count, width_for
@@ -68,7 +68,9 @@ def pick_device(name: str) -> torch.device:
 
 def evaluate(request: EvalRequest, progress: Callable[[Progress], None] | None = None) -> EvalResult:
     """Train and score one request. Never raises for a training problem: an exception
-    becomes ``failed`` with its traceback, a non-finite loss ``diverged``."""
+    becomes ``failed`` with its traceback, a non-finite loss ``diverged``. A run whose best
+    validation accuracy is below a bar of ``budget.trail`` at that bar's step is
+    ``stopped`` there (no test score). Every result carries the validation curve."""
     t0 = time.perf_counter()
     run = _Run(request, progress)
     with training_settings():
@@ -107,6 +109,7 @@ class _Run:
         self.n = 0
         self.device = ""
         self.weights: bytes | None = None
+        self.curve: list[tuple[int, float]] = []  # (step, validation accuracy) at each evaluation
 
     def result(self, status: str, wall: float, error: str = "") -> EvalResult:
         extras = dict(self.best_extras)
@@ -132,6 +135,7 @@ class _Run:
             worker=f"{os.uname().nodename}:{os.getpid()}",
             error=error,
             extras=tuple(sorted(extras.items())),
+            curve=tuple(self.curve),
             weights=self.weights,
         )
 
@@ -161,6 +165,8 @@ class _Run:
         train_tokens, train_time = 0, 0.0
         running, running_n = 0.0, 0
         start_loss: float | None = None
+        bars = dict(budget.trail)
+        stopped = False
         batches = task.train_batches(req.seed, hp.batch_size, hp.unroll)
         step, graphed = step_for(model, device)
         while True:
@@ -188,6 +194,7 @@ class _Run:
                     raise Diverged
                 if why := loss_rise(start_loss, running / max(running_n, 1), vloss, self.steps):
                     raise Diverged(why)
+                self.curve.append((self.steps, acc))
                 if self.best_val is None or acc > self.best_val:
                     self.best_val, self.best_val_loss, self.best_extras = acc, vloss, extras
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -205,6 +212,8 @@ class _Run:
                     out_of_budget = True
                 if budget.stop_at and self.best_val is not None and self.best_val >= budget.stop_at:
                     out_of_budget = True
+                if self.steps in bars and self.best_val < bars[self.steps]:
+                    stopped = out_of_budget = True  # trails the reference curve (ASHA)
             if progress := self.progress:
                 progress(
                     Progress(
@@ -222,6 +231,8 @@ class _Run:
                 break
         self.tokens_per_s = train_tokens / max(train_time, 1e-9)
         self.best_extras = {**self.best_extras, "train_tokens": float(train_tokens), "train_seconds": train_time}
+        if stopped:  # its verdict is known: no test scoring, no weights
+            return self.result(STOPPED, time.perf_counter() - t0)
         if best_state is not None:
             model.load_state_dict(best_state)
         test = [

@@ -99,3 +99,21 @@ def test_incompatible_requests_are_refused():
     a, b = _requests(zoo.get("GRU"), "memorize", [(1.0, 1.0, 5.0, 0), (1.0, 1.0, 5.0, 1)], budget, ())
     with pytest.raises(ValueError):
         evaluate_group([a, dataclasses.replace(b, task="xml")])
+
+
+def test_a_member_below_the_trail_is_stopped_like_its_run_alone(float64):
+    budget = Budget(max_steps=60, max_seconds=600, eval_every=20, eval_batches=2)
+    settings = [(1.0, 0.5, 5.0, 0), (0.7, 1.0, 2.5, 1), (1.4, 0.3, 10.0, 2)]
+    plain = _requests(zoo.get("GRU"), "arithmetic", settings, budget, (("max_digits", 3),))
+    firsts = sorted(evaluate(r).curve[0][1] for r in plain)
+    assert firsts[0] < firsts[-1]
+    bar = (firsts[0] + firsts[-1]) / 2  # the worst member trails, the best does not
+    reqs = [dataclasses.replace(r, budget=dataclasses.replace(budget, trail=((20, bar),))) for r in plain]
+    group, alone = evaluate_group(reqs), [evaluate(r) for r in reqs]
+    _assert_same(group, alone)
+    assert "stopped" in [r.status for r in group] and "ok" in [r.status for r in group]
+    for g, a in zip(group, alone, strict=True):
+        assert [s for s, _ in g.curve] == [s for s, _ in a.curve]
+        assert [x for _, x in g.curve] == pytest.approx([x for _, x in a.curve], abs=1e-5)
+        if g.status == "stopped":
+            assert g.steps == 20 and len(g.curve) == 1 and g.test_accuracy is None

@@ -164,3 +164,43 @@ def test_the_diverged_rule():
     # a sure-of-itself model that learns: the validation loss alone is not the test
     assert loss_rise(3.3, 0.8, 6.8, 10) is None
     assert loss_rise(9.2, 9.5, 64.0, 80).startswith("validation loss 64 at step 80")
+
+
+def _short(req: EvalRequest, **budget) -> EvalRequest:
+    return dataclasses.replace(req, budget=dataclasses.replace(req.budget, **budget))
+
+
+def test_an_impossible_bar_at_the_first_evaluation_stops_the_run_there():
+    req = _request(task="memorize")
+    first = req.budget.eval_every
+    r = evaluate(_short(req, trail=((first, 1.0),)))
+    assert r.status == "stopped" and r.error == ""
+    assert r.steps == first and len(r.curve) == 1 and r.curve[0][0] == first
+    assert r.val_accuracy == r.curve[0][1] and r.val_loss is not None
+    assert r.test_accuracy is None and r.test_perplexity is None and r.weights is None
+
+
+def test_bars_of_zero_change_nothing_and_the_curve_has_a_point_per_evaluation():
+    req = _short(_request(task="memorize"), max_steps=20, eval_every=5)
+    plain = evaluate(req)
+    trailed = evaluate(_short(req, trail=((5, 0.0), (15, 0.0))))
+    assert plain.status == trailed.status == "ok"
+    assert [s for s, _ in plain.curve] == [5, 10, 15, 20]
+    assert plain.val_accuracy == max(a for _, a in plain.curve)
+    for field in ("val_accuracy", "test_accuracy", "val_loss", "steps", "curve"):
+        assert getattr(plain, field) == getattr(trailed, field), field
+
+
+def test_a_bar_between_evaluations_applies_only_at_its_own_step():
+    req = _short(_request(task="memorize"), max_steps=20, eval_every=5)
+    r = evaluate(_short(req, trail=((7, 1.0), (10, 1.0))))  # 7 is no evaluation step
+    assert r.status == "stopped" and r.steps == 10 and [s for s, _ in r.curve] == [5, 10]
+
+
+def test_a_trail_survives_the_json_round_trip():
+    req = _short(_request(), trail=((15, 0.25), (45, 0.5)))
+    back = EvalRequest.from_json(req.to_json())
+    assert back == req and hash(back) == hash(req)
+    assert back.budget.trail == ((15, 0.25), (45, 0.5))
+    assert Budget(trail=[[15, 0.25], [45, 1]]).trail == ((15, 0.25), (45, 1.0))
+    assert isinstance(Budget(trail=[[15.0, 1]]).trail[0][0], int)
