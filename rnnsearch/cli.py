@@ -16,6 +16,7 @@ except ImportError:  # pragma: no cover
     from click.exceptions import ClickException
 
 from rnnsearch.errors import UserError
+from rnnsearch.states import Status
 
 app = typer.Typer(
     add_completion=False,
@@ -186,6 +187,15 @@ def leaderboard_cmd(
     wide: bool = typer.Option(
         False, "--wide", help="every column and whole formulas, however wide (default: fit the terminal)"
     ),
+    pareto: bool = typer.Option(
+        False,
+        "--pareto",
+        help="only the Pareto front of fitness (or --task's accuracy ÷ GRU's) against parameters: "
+        "the cells that no other cell beats on both. Parameters: those of one layer of the cell "
+        "at width n=128 (column `parameters`, `params @128`; every candidate is trained at the "
+        "same parameter budget, so what differs is a cell's cost per unit of width). Ordered "
+        "by parameters; rank stays the place on the whole leaderboard",
+    ),
 ) -> None:
     """Rank the architectures: accuracy per task, relative to the GRU, fitness. The table
     fits the terminal; `rnnsearch show --legend` explains the formulas."""
@@ -195,7 +205,15 @@ def leaderboard_cmd(
     if fmt not in ("table", "csv", "json"):
         raise UserError(f"unknown --format {fmt!r}: use table, csv or json")
     with Store(_db_url(db), create=False) as store:
-        result = board(store, search=search, top=top, task=task)
+        result = board(store, search=search, top=None if pareto else top, task=task)
+    if pareto:
+        from rnnsearch.analysis.pareto import pareto_board, unscored_line
+
+        result = pareto_board(result, top)
+        if not result.rows:  # a clear line, and for a program an empty table
+            typer.echo(unscored_line(result), err=fmt != "table")
+            if fmt == "table":
+                return
     if fmt == "csv":
         import csv
 
@@ -211,6 +229,17 @@ def leaderboard_cmd(
 
         for line in render(result, _terminal_width(), wide=wide):
             typer.echo(line)
+        if pareto:
+            import textwrap
+
+            from rnnsearch.analysis.pareto import PARAMETERS_MEANING
+
+            note = (
+                f"the Pareto front: {result.total} cells that no other beats on both "
+                f"{'fitness' if task is None else task} and parameters ({PARAMETERS_MEANING}); "
+                "rank: the place on the whole leaderboard"
+            )
+            typer.echo("\n".join(textwrap.wrap(note, _terminal_width())))
         _preset_note(result.preset)
 
 
@@ -301,7 +330,7 @@ def train_cmd(
         result = evaluate(req, update)
     _print_result(name, task, result)
     _preset_note(preset)
-    if result.status != "ok":
+    if result.status != Status.OK:
         raise typer.Exit(1)
 
 
@@ -436,8 +465,30 @@ def launch_cmd(
         help="ops mutations draw: paper (tanh, sigmoid, relu; add, sub, mul) or extended "
         "(also exp, log, softplus, leaky_relu; div, max)",
     ),
+    strategy: str = typer.Option(
+        "paper",
+        "--strategy",
+        help="what to try next: paper (mutate a member of the best 100, or retrain one on new settings), "
+        "regularized (aging evolution with tournament selection, Real et al. 2019) or random (random "
+        "mutants of the seeds: the baseline)",
+    ),
+    early_stop: bool = typer.Option(
+        True,
+        "--early-stop/--no-early-stop",
+        help="stop a candidate's setting whose validation accuracy trails the GRU's settings at the same "
+        "step (ASHA-style rungs; recorded as stopped, with its partial curve)",
+    ),
+    functional_dedup: bool = typer.Option(
+        True,
+        "--dedup/--no-dedup",
+        help="before training, run a candidate on fixed random inputs and weights; one that computes what "
+        "a cell of the search computes is recorded as its duplicate and not trained",
+    ),
 ) -> None:
-    """Run (or resume) the evolutionary search until its budget ends; Ctrl-C stops cleanly."""
+    """Run (or resume) the evolutionary search until its budget ends; Ctrl-C stops cleanly.
+
+    A relaunch of a running search is refused (one launch holds a search at a time); after a
+    crash or kill -9 a relaunch takes the search over and continues it."""
 
     from rnnsearch.db import Store
     from rnnsearch.search.config import SearchBudget, config_for
@@ -457,6 +508,9 @@ def launch_cmd(
         data_dir=str(data_dir) if data_dir else None,
         keep_weights=keep_weights,
         ops=ops,
+        strategy=strategy,
+        early_stop=early_stop,
+        functional_dedup=functional_dedup,
         budget=SearchBudget.parse(budget or default_budget),
     )
     from rnnsearch.cells.resolve import resolve_cell
@@ -797,9 +851,12 @@ def db_status_cmd(db: str | None = DB_OPTION) -> None:
             say("search", f"{search.name} [{search.status}]: {summary}")
             stages = store.stage_counts(search.id)
             if stages:
-                from rnnsearch.search.stages import stage_summary
+                from rnnsearch.states import stage_summary
 
                 say("", f"candidates {sum(stages.values())}: {stage_summary(stages)}")
+            dups, saved = store.functional_savings(search.id)
+            if dups:
+                say("", f"functional duplicates {dups}, not trained: about {saved / 60:,.1f} CPU-minutes saved")
 
 
 def _current_revision(engine, url: str) -> str | None:

@@ -40,7 +40,7 @@ def columns_for(board: Board) -> list[Column]:
     cols += [
         Column("fitness", "fitness", 3),
         Column("evaluations", "evals", priority=40),
-        Column("parameters", "params\n@128", priority=50),
+        Column("parameters", "params\n@128", priority=0 if board.pareto else 50),
         Column("stage", "stage", priority=20),
         Column("formula", "formula"),
     ]

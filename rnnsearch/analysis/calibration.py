@@ -27,6 +27,7 @@ import pandas as pd
 from rnnsearch.cells import CellGraph, zoo
 from rnnsearch.db import Store
 from rnnsearch.errors import UserError
+from rnnsearch.states import FINISHED, IN_FLIGHT, Stage, Status
 
 GOOD, BAD = zoo.KNOWN_GOOD, zoo.KNOWN_BAD
 
@@ -98,7 +99,7 @@ def calibration(store: Store, name: str, cpus_per_eval: float = 1.0) -> Calibrat
         cfg["memorize_threshold"],
         cells,
         tuple(out),
-        sum(1 for e in evs if e.status in ("pending", "running")),
+        sum(1 for e in evs if e.status in IN_FLIGHT),
     )
 
 
@@ -109,24 +110,24 @@ def _task(task, settings, evs, names, cells, threshold, cpus) -> TaskCalibration
     passed: dict[str, list[int]] = {c: [0, 0] for c in cells}
     for e in evs:
         cell = names[e.architecture_id]
-        if e.stage == "reference":
-            if e.status == "ok" and e.val_accuracy is not None:
+        if e.stage == Stage.REFERENCE:
+            if e.status == Status.OK and e.val_accuracy is not None:
                 reference[cell] = e.val_accuracy
             continue
         reps = by_rep[cell].setdefault(e.stage, [])
         reps.append(e)
-        if e.status in ("ok", "diverged", "failed") and e.wall_s:
+        if e.status in FINISHED and e.wall_s:
             walls.append(e.wall_s)
-        if e.status in ("ok", "diverged", "failed"):
+        if e.status in FINISHED:
             passed[cell][1] += 1
-            passed[cell][0] += int(e.status == "ok" and (e.val_accuracy or 0.0) >= threshold)
+            passed[cell][0] += int(e.status == Status.OK and (e.val_accuracy or 0.0) >= threshold)
     scores: dict[str, tuple[float, ...]] = {}
     for cell, reps in by_rep.items():
         best = []
         for rep in reps.values():
-            if any(e.status in ("pending", "running") for e in rep):
+            if any(e.status in IN_FLIGHT for e in rep):
                 continue  # a replicate counts once all its settings are in
-            accs = [e.val_accuracy for e in rep if e.status == "ok" and e.val_accuracy is not None]
+            accs = [e.val_accuracy for e in rep if e.status == Status.OK and e.val_accuracy is not None]
             best.append(max(accs) if accs else 0.0)  # no setting trained: the cell learned nothing
         scores[cell] = tuple(best)
     stats = _separation(scores)

@@ -10,6 +10,7 @@ from rnnsearch.cells.codegen import class_prefix
 from rnnsearch.cells.export import export_file
 from rnnsearch.db import ArchitectureInfo, Store
 from rnnsearch.errors import UserError
+from rnnsearch.states import Status
 
 
 def get_architecture(store: Store, arch_id: int) -> ArchitectureInfo:
@@ -62,7 +63,9 @@ def export_architecture(store: Store, arch_id: int, path: str | Path, weights: b
 def _export_weights(store: Store, arch: ArchitectureInfo, path: Path) -> Path:
     import torch
 
-    kept = [e for e in store.evaluations(architecture_id=arch.id) if e.status == "ok" and e.val_accuracy is not None]
+    kept = [
+        e for e in store.evaluations(architecture_id=arch.id) if e.status == Status.OK and e.val_accuracy is not None
+    ]
     kept.sort(key=lambda e: -e.val_accuracy)
     for ev in kept:
         blob = store.weights(ev.id)

@@ -53,6 +53,7 @@ class Board:
     baseline: dict[str, float]  # the GRU's best validation accuracy per task
     preset: str | None
     ranked_by: str | None = None  # a task, or None: fitness
+    pareto: bool = False  # only the Pareto front against parameters (see analysis.pareto)
 
 
 def board(store: Store | str, search: str | None = None, top: int | None = None, task: str | None = None) -> Board:

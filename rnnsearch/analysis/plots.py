@@ -37,6 +37,7 @@ GRU_RED = "#d62728"
 SEED_GREEN = "#2ca02c"
 MUTANT_BLUE = "#1f77b4"
 GREY = "#b0b0b0"
+FRONT_ORANGE = "#ff7f0e"
 
 
 def png_uri(data: bytes) -> str:
@@ -188,4 +189,51 @@ def operator_plot(rows: Sequence[OperatorYield]) -> bytes:
         ax.grid(axis="y", visible=False)
         ax.set_xlabel("children (numbers: beat their parent / passed memorize / all)")
         fig.legend(loc="outside lower center", ncols=3, frameon=False)
+        return _render(fig)
+
+
+def pareto_plot(board: pd.DataFrame, front: Sequence[int]) -> bytes:
+    """Fitness against parameters for every architecture with a fitness: mutated
+    candidates as dots, seeds as labelled diamonds, and the Pareto front (``front``: ids,
+    by parameters) as a step line: at each parameter count, the best fitness that a cell
+    with no more parameters reached."""
+    from matplotlib.ticker import FuncFormatter
+
+    scored = board[board["fitness"].notna()]
+    mutants = scored[scored["origin"] == MUTATION]
+    seeds = scored[scored["origin"] != MUTATION]
+    on_front = scored.set_index("id").loc[list(front)]
+    with rc_context(STYLE):
+        fig = _figure()
+        ax = fig.add_subplot()
+        if not mutants.empty:
+            ax.scatter(mutants["parameters"], mutants["fitness"], s=26, color=MUTANT_BLUE, alpha=0.6, zorder=2.5,
+                       label="candidate")  # fmt: skip
+        if not seeds.empty:
+            ax.scatter(seeds["parameters"], seeds["fitness"], s=46, marker="D", color=SEED_GREEN, zorder=2.5,
+                       label="seed")  # fmt: skip
+        right = float(scored["parameters"].max()) * 1.04
+        xs = [*on_front["parameters"], right]
+        ys = [*on_front["fitness"], on_front["fitness"].iloc[-1]]
+        ax.step(xs, ys, where="post", color=FRONT_ORANGE, linewidth=2, zorder=2, label="Pareto front")
+        ax.scatter(on_front["parameters"], on_front["fitness"], s=160, facecolors="none", edgecolors=FRONT_ORANGE,
+                   linewidths=1.8, zorder=3)  # fmt: skip
+        # Seeds at one point share a label, written below the point where another seed
+        # sits just above it (the GRU over its variants), else above.
+        points = seeds.groupby(["parameters", "fitness"], sort=True)["name"].agg(lambda names: ", ".join(names))
+        dx = float(scored["parameters"].max() - scored["parameters"].min()) * 0.06 or 1.0
+        dy = float(scored["fitness"].max() - scored["fitness"].min()) * 0.1 or 0.05
+        for (params, fit), names in points.items():
+            below = any(0 < f - fit <= dy and abs(p - params) <= dx for p, f in points.index)
+            ax.annotate(names, (params, fit), xytext=(6, -13 if below else 5),
+                        textcoords="offset points", fontsize=10, color="#1b5e20")  # fmt: skip
+        for arch_id, r in on_front[on_front["origin"] == MUTATION].iterrows():
+            ax.annotate(f"#{int(arch_id)}", (r["parameters"], r["fitness"]), xytext=(6, 5),
+                        textcoords="offset points", fontsize=10, color="#0b3d6b")  # fmt: skip
+        ax.axhline(1.0, color=GRU_RED, linestyle="--", linewidth=1.2, label="GRU = 1")
+        ax.margins(x=0.08, y=0.1)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:,.0f}k"))
+        ax.set_xlabel("parameters of one layer at n=128")
+        ax.set_ylabel("fitness (min over tasks of acc / GRU's)")
+        fig.legend(loc="outside lower center", ncols=4, frameon=False)
         return _render(fig)

@@ -16,8 +16,10 @@ import pandas as pd
 
 from rnnsearch.analysis.frames import Scope
 from rnnsearch.db import ArchitectureInfo, EvaluationInfo, Store
+from rnnsearch.states import Stage, Status
 
 MUTATION = "mutation"
+PASSED_MEMORIZE = (Stage.TASK1, Stage.STOPPED, Stage.OTHER, Stage.COMPLETE)
 
 
 def mutant_history(
@@ -44,7 +46,7 @@ def mutant_history(
     rows = []
     for i, e in enumerate(done, 1):
         a = e.architecture_id
-        if a not in mutants or e.status != "ok" or e.val_accuracy is None or e.task not in tasks:
+        if a not in mutants or e.status != Status.OK or e.val_accuracy is None or e.task not in tasks:
             continue
         if e.val_accuracy <= best.get((a, e.task), -1.0):
             continue
@@ -102,23 +104,28 @@ def funnel(counts: dict[str, int], tasks: Iterable[str]) -> list[FunnelStep]:
         return f"{counts[stage]} still training" if counts.get(stage) else ""
 
     first = tasks[0] if tasks else "task 1"
-    reached_first = past("task1", "stopped_task1", "other_tasks", "complete")
+    reached_first = past(*PASSED_MEMORIZE)
     steps = [
         FunnelStep("made by mutation", n, "", "made"),
-        FunnelStep("not degenerate (trained)", n - counts.get("degenerate", 0), still("memorize"), "were trained"),
-        FunnelStep(f"passed memorize, trained on {first}", reached_first, still("task1"), "passed memorize"),
+        FunnelStep(
+            "not degenerate, not a duplicate (trained)",
+            n - past(Stage.DEGENERATE, Stage.DUPLICATE),
+            still(Stage.MEMORIZE),
+            "were trained",
+        ),
+        FunnelStep(f"passed memorize, trained on {first}", reached_first, still(Stage.TASK1), "passed memorize"),
     ]
     if len(tasks) > 1:
         others = ", ".join(tasks[1:])
         steps.append(
             FunnelStep(
                 f"passed {first}, trained on {others}",
-                past("other_tasks", "complete"),
-                still("other_tasks"),
+                past(Stage.OTHER, Stage.COMPLETE),
+                still(Stage.OTHER),
                 f"passed {first}",
             )
         )
-    steps.append(FunnelStep("complete: a fitness on every task", past("complete"), "", "completed every task"))
+    steps.append(FunnelStep("complete: a fitness on every task", past(Stage.COMPLETE), "", "completed every task"))
     return steps
 
 
@@ -134,7 +141,7 @@ def operator_yield(archs: Iterable[ArchitectureInfo], board: pd.DataFrame) -> li
     """Per mutation operator, its children and how they fared. A child whose mutation used
     several operators counts once for each of them."""
     fit = {int(i): float(f) for i, f in zip(board["id"], board["fitness"], strict=True) if pd.notna(f)}
-    passed = {"task1", "stopped_task1", "other_tasks", "complete"}
+    passed = set(PASSED_MEMORIZE)
     children: Counter[str] = Counter()
     trained: Counter[str] = Counter()
     beat: Counter[str] = Counter()

@@ -14,6 +14,7 @@ from rnnsearch.analysis import plots
 from rnnsearch.analysis.draw import render_cell
 from rnnsearch.analysis.frames import Scope, leaderboard, scope
 from rnnsearch.analysis.page import CSS, leaderboard_table, notation
+from rnnsearch.analysis.pareto import pareto_front
 from rnnsearch.analysis.progress import (
     best_seed,
     cell_title,
@@ -23,6 +24,7 @@ from rnnsearch.analysis.progress import (
     stage_counts,
 )
 from rnnsearch.db import Store
+from rnnsearch.states import IN_FLIGHT
 
 NONE_PASSED = "No mutated candidate has passed every task yet"
 
@@ -101,6 +103,7 @@ def build_page(store: Store, sc: Scope, board: pd.DataFrame, top: int = 5, engin
                 "counts for each.",
             )
         )
+    cards.append(_pareto_card(board))
     cards += _task_cards(board, sc, tasks, baseline)
     figures = "\n".join(_card(c) for c in cards)
     cells = "\n".join(_cell_card(store, archs, row, engine) for _, row in board.head(top).iterrows())
@@ -135,7 +138,7 @@ def _duration(minutes: float) -> str:
 def _summary(store: Store, sc: Scope, board, hist, seed, made: int, finished: int, span: float) -> str:
     e = html.escape
     status = store.status_counts(sc.search_id)
-    done = ", ".join(f"{n} {k}" for k, n in sorted(status.items()) if k not in ("pending", "running"))
+    done = ", ".join(f"{n} {k}" for k, n in sorted(status.items()) if k not in IN_FLIGHT)
     parts = [f"{made} candidates made by mutation"] if made else []
     parts.append(f"{len(board)} architectures evaluated")
     parts.append(f"{finished} evaluations finished ({e(done)}) in {_duration(span)}")
@@ -172,6 +175,23 @@ def _progress_card(hist: pd.DataFrame, seed, steps, span: float) -> Card:
         "Only candidates made by mutation: the seeds (the zoo cells the search starts from) are the "
         "reference lines. A dot is a candidate's fitness when it had a result on every task or improved "
         "one; the line is the best so far, labelled with the candidate that set it.",
+    )
+
+
+def _pareto_card(board: pd.DataFrame) -> Card:
+    heading = "Fitness against parameters"
+    front = pareto_front(board.to_dict("records"))
+    if not front:
+        return Card(heading, "", "", "No architecture has a fitness yet, so there is no Pareto front to draw.")
+    names = ", ".join(cell_title(int(i), str(n)) for i, n in board.set_index("id").loc[front, "name"].items())
+    return Card(
+        heading,
+        plots.png_uri(plots.pareto_plot(board, front)),
+        "fitness against parameters, with the Pareto front",
+        f"Every architecture with a fitness, against the parameters of one layer of the cell at n=128 (every "
+        f"candidate trains at the same parameter budget, so a cell that costs fewer per unit gets a wider "
+        f"layer). The orange line is the Pareto front, the cells no other beats on both fitness and "
+        f"parameters (`rnnsearch leaderboard --pareto`): {names}.",
     )
 
 

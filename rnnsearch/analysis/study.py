@@ -11,6 +11,7 @@ import pandas as pd
 from rnnsearch.cells import CellGraph, zoo
 from rnnsearch.db import Store
 from rnnsearch.errors import UserError
+from rnnsearch.states import Status
 
 # Jozefowicz et al. (2015), Table 1: best accuracy, no dropout (arithmetic, XML, PTB)
 PAPER = {
@@ -41,7 +42,7 @@ def study_table(store: Store, name: str) -> pd.DataFrame:
         evs = store.evaluations(search.id, architecture_id=arch.id) if arch else []
         row: dict = {"cell": cell, "id": arch.id if arch else None}
         for t in tasks:
-            accs = [e.val_accuracy for e in evs if e.task == t and e.status == "ok" and e.val_accuracy is not None]
+            accs = [e.val_accuracy for e in evs if e.task == t and e.status == Status.OK and e.val_accuracy is not None]
             tried = [e for e in evs if e.task == t]
             best = max(accs) if accs else None
             row[t] = best

@@ -68,6 +68,11 @@ class SearchConfig:
     eval_max_steps: dict[str, int] = field(default_factory=dict)  # per task: steps, not seconds, so results repeat
     keep_weights: bool = False  # store the trained cell weights of every evaluation
     ops: str = "paper"  # the op set mutations draw from: "paper" or "extended" (rnnsearch.cells.ops)
+    strategy: str = "paper"  # what to try next: rnnsearch.search.searchers.STRATEGIES
+    tournament: int = 0  # regularized evolution's sample size (0: a quarter of the population, at least 2)
+    early_stop: bool = True  # stop a setting that trails the GRU's learning curve (rnnsearch.search.early_stop)
+    early_stop_eta: int = 3  # ASHA's reduction factor: rungs at eval_every * eta**k, the top 1/eta continue
+    functional_dedup: bool = True  # fingerprint a candidate's outputs; a functional duplicate is not trained
     kind: str = "search"  # "study": no mutations; every seed gets the same settings; "calibration": see below
     seed_graphs: dict[str, str] = field(default_factory=dict)  # seeds that are not zoo cells: name -> graph JSON
     budget: SearchBudget = field(default_factory=SearchBudget)
@@ -96,6 +101,14 @@ class SearchConfig:
             raise UserError("--seeds must be between 1 and 100")
         if self.reference_budget and not 1 <= self.reference_budget <= 1000:
             raise UserError("--reference-budget must be 0 (none) or between 1 and 1000")
+        from rnnsearch.search.searchers import STRATEGIES
+
+        if self.strategy not in STRATEGIES:
+            raise UserError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
+        if self.tournament < 0:
+            raise UserError("--tournament must be 0 (a quarter of the population) or more")
+        if self.early_stop_eta < 2:
+            raise UserError("early_stop_eta must be at least 2")
         if self.ops not in ("paper", "extended"):
             raise UserError(f"--ops must be paper or extended, not {self.ops!r}")
         if not 0 <= self.mutate_probability <= 1:
@@ -112,6 +125,9 @@ class SearchConfig:
     @classmethod
     def from_dict(cls, d: dict) -> SearchConfig:
         d = dict(d)
+        # a search stored before these existed continues as it ran: no early stopping, no dedup
+        d.setdefault("early_stop", False)
+        d.setdefault("functional_dedup", False)
         d["tasks"], d["seeds"] = tuple(d["tasks"]), tuple(d["seeds"])
         d["budget"] = SearchBudget(**d.get("budget", {}))
         return cls(**d)

@@ -1,10 +1,15 @@
-"""The paper's search loop, asynchronous and resumable.
+"""The search loop: feeds the runner, records results, and resumes from the database.
 
-The database is the whole state: on start the controller rebuilds its view from it,
-submits again what was pending or running, and continues. It alone writes results;
-workers only train. Every random choice comes from a generator seeded by the search's
-seed and the decision's index (or the architecture's hash), so a relaunch makes the
-same choices and the same seed gives the same search with ``LocalRunner``.
+What to try next is the searcher's (``rnnsearch.search.searchers``), how far a candidate
+is trained the stage policy's (``rnnsearch.search.policy``), which settings and budgets
+the planner's (``rnnsearch.search.planning``). The loop holds a lease on its search, so a
+second launch of the same search is refused while this one lives.
+
+The database is the whole state: on start the loop rebuilds its view from it, submits
+again what was pending or running, and continues. It alone writes results; workers only
+train. Every random choice comes from a generator seeded by the search's seed and the
+decision's index (or the architecture's hash), so a relaunch makes the same choices and
+the same seed gives the same search with ``LocalRunner``.
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ import dataclasses
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,62 +25,23 @@ from rnnsearch.cells import CellGraph, zoo
 from rnnsearch.cells.degenerate import degeneracy
 from rnnsearch.db import AlreadyRecorded, ArchitectureInfo, EvaluationInfo, NewEvaluation, Store
 from rnnsearch.errors import UserError
+from rnnsearch.search import lease
 from rnnsearch.search.config import SearchConfig
+from rnnsearch.search.dedup import FunctionalDedup
+from rnnsearch.search.early_stop import trail
 from rnnsearch.search.fitness import fitness
 from rnnsearch.search.mutations import MutationFailed, mutate
-from rnnsearch.search.stages import (  # re-exported: callers import stages from here too
-    COMPLETE,
-    DEGENERATE,
-    FILTERED,
-    IN_PROGRESS,
-    MEMORIZE,
-    OTHER,
-    REEVAL,
-    REFERENCE,
-    SEED,
-    STOPPED,
-    TASK1,
-)
-from rnnsearch.tasks import hparams as hp_sampler
-from rnnsearch.tasks.api import Budget, EvalRequest, EvalResult, HParams
-from rnnsearch.tasks.presets import get_preset
+from rnnsearch.search.planning import EvalPlanner
+from rnnsearch.search.policy import VERDICTS, Scores, StagePolicy, Work
+from rnnsearch.search.searchers import Candidate, History, Mutate, make_searcher
+from rnnsearch.search.view import Member, SearchView
+from rnnsearch.states import IN_FLIGHT, IN_PROGRESS, SearchState, Stage, Status
+from rnnsearch.tasks.api import EvalRequest, EvalResult
 from rnnsearch.workers.base import Runner
 
+__all__ = ["COMPLETE", "Controller", "Member", "SearchView", "check_resumable"]
 
-def replicate_stage(r: int) -> str:
-    """The stage of a calibration's evaluations of replicate ``r`` (its own draw of settings)."""
-    return f"replicate:{r}"
-
-
-_TASK_INDEX = {"memorize": 0, "arithmetic": 1, "xml": 2, "ptb": 3}
-
-
-@dataclass(frozen=True)
-class Member:
-    architecture_id: int
-    name: str
-    fitness: float
-    formula: str
-
-
-@dataclass(frozen=True)
-class SearchView:
-    """A snapshot for a live display and for the final summary."""
-
-    search: str
-    elapsed_s: float
-    finished: dict[str, int]
-    in_flight: int
-    architectures: int
-    by_stage: dict[str, int]
-    duplicates: int
-    top: tuple[Member, ...]
-    evaluations_per_hour: float
-    busy_fraction: float
-    baseline: dict[str, float]
-    stopping: str = ""
-    finished_now: int = 0  # of ``finished``, those this launch ran
-    kind: str = "search"  # or "study", "calibration": what the display calls it
+COMPLETE = Stage.COMPLETE  # where scripts and tests that ask "which cells completed?" import it
 
 
 class Controller:
@@ -87,13 +52,18 @@ class Controller:
         config: SearchConfig,
         on_update: Callable[[SearchView], None] | None = None,
         log: Callable[[str], None] | None = None,
+        lease_grace_s: float = lease.GRACE_S,
     ):
         self.store = store
         self.runner = runner
         self.on_update = on_update
         self.log = log or (lambda msg: None)
         self.search, self.config = self._open_search(config)
-        self.preset = get_preset(self.config.preset)
+        self.lease = lease.acquire(store, self.search, grace_s=lease_grace_s)
+        self.planner = EvalPlanner(self.config)
+        self.policy = StagePolicy(self.config)
+        self.searcher = make_searcher(self.config.strategy, self.config.mutate_probability, self.config.tournament)
+        self.dedup = FunctionalDedup() if self.config.functional_dedup and self.config.kind == "search" else None
         self.started = time.monotonic()
         self.stop_reason = ""
         self._interrupted = False
@@ -107,12 +77,18 @@ class Controller:
         self.finished: dict[str, int] = {}
         self.gru_id = -1
         self.seed_ids: list[int] = []
+        self.gru_curves: dict[str, list[tuple]] = {}  # task -> the GRU's seed-stage learning curves
+        self.trails: dict[str, tuple] = {}  # task -> the curve a candidate's setting must keep up with
         self.queued: set[str] = set()  # in the backlog or submitted: never queued twice
         self.counts: dict[tuple[int, str], int] = {}  # evaluations per (architecture, task)
         self.tried = 0  # candidates this search made by mutation
         self._duplicate_run = 0
-        self._last_beat = 0.0
-        self._load()
+        self._last_beat = time.monotonic()
+        try:
+            self._load()
+        except BaseException:
+            lease.release(store, self.lease)
+            raise
 
     # -- opening and resuming ---------------------------------------------------------
     def _open_search(self, config: SearchConfig) -> tuple:
@@ -137,13 +113,13 @@ class Controller:
             self.owner[ev.request_id] = (ev.architecture_id, ev.task, ev.stage)
             self.counts[(ev.architecture_id, ev.task)] = self.counts.get((ev.architecture_id, ev.task), 0) + 1
             seen.setdefault(ev.architecture_id, set()).add(ev.stage)
-            if ev.status in ("pending", "running"):
-                if ev.stage != REEVAL:
+            if ev.status in IN_FLIGHT:
+                if ev.stage != Stage.REEVAL:
                     self.outstanding.setdefault(ev.architecture_id, set()).add(ev.request_id)
                 self._push(self._request_for(ev))
             else:
                 self.finished[ev.status] = self.finished.get(ev.status, 0) + 1
-                self._score(ev.architecture_id, ev.task, ev.status, ev.val_accuracy)
+                self._score(ev.architecture_id, ev.task, ev.stage, ev.status, ev.val_accuracy, ev.curve)
         for name in cfg.seeds:
             if name in cfg.seed_graphs:
                 graph, origin = CellGraph.from_json(cfg.seed_graphs[name]), "user"
@@ -155,25 +131,29 @@ class Controller:
             if name == "GRU":
                 self.gru_id = arch.id
         for arch_id, arch in sorted(self.arch.items()):
-            stages = seen.get(arch_id, set()) - {REEVAL}
+            stages = seen.get(arch_id, set()) - {Stage.REEVAL}
             if arch_id in self.seed_ids:
-                stage = SEED
-            elif arch.stage == DEGENERATE and arch.first_search_id == s.id:
-                self.stage[arch_id] = DEGENERATE
+                stage = Stage.SEED
+            elif arch.stage in (Stage.DEGENERATE, Stage.DUPLICATE) and arch.first_search_id == s.id:
+                self.stage[arch_id] = arch.stage
                 continue
             elif arch.origin == "mutation" and (stages or arch.first_search_id == s.id):
-                stage = OTHER if OTHER in stages else TASK1 if TASK1 in stages else MEMORIZE
+                stage = (
+                    Stage.OTHER if Stage.OTHER in stages else Stage.TASK1 if Stage.TASK1 in stages else Stage.MEMORIZE
+                )
                 if arch.first_search_id == s.id:
                     self.tried += 1
             else:
                 continue  # known to the database, not part of this search
             self.stage[arch_id] = stage
+            if self.dedup is not None:
+                self.dedup.remember(self.store, arch)
             if stage not in stages:
                 self._enter(arch_id, stage)  # crashed between deciding and queueing
         for arch_id in sorted(self.stage):
             if self.stage[arch_id] in IN_PROGRESS and not self.outstanding.get(arch_id):
                 self._advance(arch_id)
-        resumed = sum(1 for ev in rows if ev.status in ("pending", "running"))
+        resumed = sum(1 for ev in rows if ev.status in IN_FLIGHT)
         if resumed:
             self.log(f"resuming {s.name}: {resumed} unfinished evaluation(s) to run again")
         self._done_before = sum(self.finished.values())  # the rate counts this launch only
@@ -184,184 +164,106 @@ class Controller:
             self.backlog.append(request)
 
     def _request_for(self, ev: EvaluationInfo) -> EvalRequest:
-        return EvalRequest(
-            graph_json=self.arch[ev.architecture_id].graph_json,
-            task=ev.task,
-            hparams=HParams(**ev.hparams),
-            seed=ev.seed,
-            budget=Budget(**ev.budget),
-            task_options=tuple(tuple(kv) for kv in ev.task_options),
-            request_id=ev.request_id,
-            keep_weights=self.config.keep_weights,
-        )
+        return self.planner.request(ev, self.arch[ev.architecture_id].graph_json)
 
-    # -- planning ---------------------------------------------------------------------
-    def _task_options(self, task: str) -> tuple:
-        opts = dict(self.preset.task(task).options)
-        if task == "ptb" and self.config.data_dir:
-            opts["data_dir"] = self.config.data_dir
-        return tuple(sorted(opts.items()))
-
-    def _plan(self, arch_id: int, task: str, n: int, round_: int, stage: str) -> list[NewEvaluation]:
-        tp = self.preset.task(task)
-        budget = tp.budget
-        if self.config.eval_max_seconds:
-            budget = dataclasses.replace(budget, max_seconds=min(budget.max_seconds, self.config.eval_max_seconds))
-        if task in self.config.eval_max_steps:
-            steps = min(budget.max_steps, self.config.eval_max_steps[task])
-            budget = dataclasses.replace(budget, max_steps=steps, eval_every=min(budget.eval_every, max(1, steps // 5)))
-        if task == "memorize":  # a filter: once a setting passes, the verdict is in
-            budget = dataclasses.replace(budget, stop_at=self.config.memorize_threshold)
-        arch = self.arch[arch_id]
-        # a study gives every cell the very same settings (common random numbers); a search
-        # draws per architecture
-        who = 0 if self.config.kind in ("study", "calibration") else int(arch.hash[:12], 16)
-        rng = np.random.default_rng([self.config.seed, who, _TASK_INDEX[task], round_])
-        items = []
-        for _ in range(n):
-            hp = hp_sampler.sample(
-                rng, tp.param_budget, tp.max_layers, tp.grid, batch_size=tp.batch_size, unroll=tp.unroll
-            )
-            items.append(
-                NewEvaluation(
-                    arch_id,
-                    task,
-                    dataclasses.asdict(hp),
-                    int(rng.integers(2**31 - 1)),
-                    dataclasses.asdict(budget),
-                    self._task_options(task),
-                    stage,
-                )
-            )
-        return items
-
-    def _plan_reference(self, arch_id: int) -> list[NewEvaluation]:
-        """Per search task, the cell's best setting over its replicates trained again from
-        another seed at ``reference_budget`` times the steps (and time, and cadence)."""
-        scale = self.config.reference_budget
-        best: dict[str, EvaluationInfo] = {}
-        for ev in self.store.evaluations(self.search.id, architecture_id=arch_id):
-            if ev.task == "memorize" or not ev.stage.startswith("replicate:") or ev.status != "ok":
-                continue
-            if ev.val_accuracy is not None and (ev.task not in best or ev.val_accuracy > best[ev.task].val_accuracy):
-                best[ev.task] = ev
-        items = []
-        for task in self.config.tasks:
-            if task not in best:
-                continue  # no setting of this cell trained: nothing to train longer
-            ev = best[task]
-            b = Budget(**ev.budget)
-            budget = dataclasses.replace(
-                b,
-                max_steps=int(b.max_steps * scale),
-                max_seconds=b.max_seconds * scale,
-                eval_every=max(1, int(b.eval_every * scale)),
-            )
-            seed = (ev.seed + 1) % (2**31 - 1)
-            items.append(
-                NewEvaluation(
-                    arch_id,
-                    task,
-                    dict(ev.hparams),
-                    seed,
-                    dataclasses.asdict(budget),
-                    tuple(tuple(kv) for kv in ev.task_options),
-                    REFERENCE,
-                )
-            )
-        return items
-
+    # -- stages -----------------------------------------------------------------------
     def _queue(self, items: list[NewEvaluation]) -> None:
         for ev in self.store.create_evaluations(self.search.id, items):
             if ev.request_id not in self.owner:
                 self.counts[(ev.architecture_id, ev.task)] = self.counts.get((ev.architecture_id, ev.task), 0) + 1
             self.owner[ev.request_id] = (ev.architecture_id, ev.task, ev.stage)
-            if ev.status in ("pending", "running"):
-                if ev.stage != REEVAL:
+            if ev.status in IN_FLIGHT:
+                if ev.stage != Stage.REEVAL:
                     self.outstanding.setdefault(ev.architecture_id, set()).add(ev.request_id)
                 self._push(self._request_for(ev))
 
+    def _plan(self, arch_id: int, work: list[Work]) -> list[NewEvaluation]:
+        arch = self.arch[arch_id]
+        trails = self.trails if arch_id not in self.seed_ids else None  # the seeds are the yardstick
+        return [ev for w in work for ev in self.planner.plan(arch, w, trails)]
+
     def _enter(self, arch_id: int, stage: str) -> None:
         """Move an architecture to a stage and queue that stage's evaluations."""
-        cfg = self.config
         self._set(arch_id, stage)
-        items: list[NewEvaluation] = []
-        if stage == SEED and cfg.kind == "calibration":
-            for task in cfg.tasks:
-                n = cfg.memorize_settings if task == "memorize" else cfg.settings_per_task
-                for r in range(cfg.replicates):
-                    items += self._plan(arch_id, task, n, r, replicate_stage(r))
-        elif stage == SEED:
-            n = cfg.baseline_settings if arch_id == self.gru_id and cfg.kind == "search" else cfg.settings_per_task
-            for task in cfg.tasks:
-                items += self._plan(arch_id, task, n, 0, SEED)
-        elif stage == REFERENCE:
-            items = self._plan_reference(arch_id)
-        elif stage == MEMORIZE:
-            items = self._plan(arch_id, "memorize", cfg.memorize_settings, 0, MEMORIZE)
-        elif stage == TASK1:
-            items = self._plan(arch_id, cfg.tasks[0], cfg.settings_per_task, 0, TASK1)
-        elif stage == OTHER:
-            for task in cfg.tasks[1:]:
-                items += self._plan(arch_id, task, cfg.settings_per_task, 0, OTHER)
+        if stage == Stage.REFERENCE:
+            items = self.planner.plan_reference(
+                arch_id, self.store.evaluations(self.search.id, architecture_id=arch_id)
+            )
+        else:
+            items = self._plan(arch_id, self.policy.work(stage, is_gru=arch_id == self.gru_id))
         self._queue(items)
         if stage in IN_PROGRESS and not self.outstanding.get(arch_id):
             self._advance(arch_id)  # everything was already finished (a resumed stage)
 
     def _advance(self, arch_id: int) -> None:
-        """The current stage's evaluations are all finished: decide what comes next."""
-        cfg, stage = self.config, self.stage[arch_id]
-        if stage == SEED and cfg.kind == "calibration" and cfg.reference_budget:
-            self._enter(arch_id, REFERENCE)
-        elif stage == REFERENCE:
-            self._set(arch_id, COMPLETE)
-        elif stage == SEED:
-            self._set(arch_id, COMPLETE)
-            if arch_id == self.gru_id:  # the yardstick is known: judge who waited for it
-                for other, st in list(self.stage.items()):
-                    if st == TASK1 and not self.outstanding.get(other):
-                        self._advance(other)
-        elif stage == MEMORIZE:
-            ok = self.best.get((arch_id, "memorize"), -1.0) >= cfg.memorize_threshold
-            self._enter(arch_id, TASK1) if ok else self._set(arch_id, FILTERED)
-        elif stage == TASK1:
-            if self.stage.get(self.gru_id) != COMPLETE:
-                return  # wait for the GRU's baseline
-            task = cfg.tasks[0]
-            bar = cfg.stop_ratio * self.best.get((self.gru_id, task), 0.0)
-            if self.best.get((arch_id, task), -1.0) < bar:
-                self._set(arch_id, STOPPED)
-            elif len(cfg.tasks) > 1:
-                self._enter(arch_id, OTHER)
-            else:
-                self._set(arch_id, COMPLETE)
-        elif stage == OTHER:
-            self._set(arch_id, COMPLETE)
+        """The current stage's evaluations are all finished: the policy says what comes next."""
+        stage = self.stage[arch_id]
+        scores = Scores(
+            best={t: a for (a_id, t), a in self.best.items() if a_id == arch_id},
+            gru_best=self.baseline(),
+            gru_complete=self.stage.get(self.gru_id) == Stage.COMPLETE,
+            is_gru=arch_id == self.gru_id,
+        )
+        nxt = self.policy.next_stage(stage, scores)
+        if nxt is None:
+            return  # task 1 waits for the GRU's baseline
+        if nxt not in VERDICTS:
+            self._enter(arch_id, nxt)
+            return
+        self._set(arch_id, nxt)
+        if arch_id == self.gru_id and stage == Stage.SEED:  # the yardstick is known
+            self._learn_trails()
+            for other, st in list(self.stage.items()):  # judge who waited for it
+                if st == Stage.TASK1 and not self.outstanding.get(other):
+                    self._advance(other)
+
+    def _learn_trails(self) -> None:
+        """The GRU's settings on each task, as learning curves a candidate's setting must
+        keep up with (early stopping); fixed once the GRU's stage is complete."""
+        if not self.config.early_stop or self.config.kind != "search":
+            return
+        for task in self.config.tasks:
+            budget = self.planner.budget(task)
+            bars = trail(self.gru_curves.get(task, []), budget.eval_every, budget.max_steps, self.config.early_stop_eta)
+            if bars:
+                self.trails[task] = bars
 
     def _set(self, arch_id: int, stage: str) -> None:
         self.stage[arch_id] = stage
         if self.arch[arch_id].stage != stage:  # the column caches the last stage reached
             self.store.set_stage(arch_id, stage)
             self.arch[arch_id] = dataclasses.replace(self.arch[arch_id], stage=stage)
+        if stage in VERDICTS:
+            self.searcher.tell(self._candidate(arch_id))
 
     # -- fitness and population -------------------------------------------------------
-    def _score(self, arch_id: int, task: str, status: str, acc: float | None) -> None:
-        if status == "ok" and acc is not None and acc > self.best.get((arch_id, task), -1.0):
+    def _score(self, arch_id: int, task: str, stage: str, status: str, acc: float | None, curve) -> None:
+        if status == Status.OK and acc is not None and acc > self.best.get((arch_id, task), -1.0):
             self.best[(arch_id, task)] = acc
+        if arch_id == self.gru_id and stage == Stage.SEED and curve:
+            self.gru_curves.setdefault(task, []).append(tuple(tuple(p) for p in curve))
 
     def baseline(self) -> dict[str, float]:
         return {t: self.best[(self.gru_id, t)] for t in self.config.tasks if (self.gru_id, t) in self.best}
 
     def fitness_of(self, arch_id: int) -> float | None:
-        if self.stage.get(arch_id) != COMPLETE:
+        if self.stage.get(arch_id) != Stage.COMPLETE:
             return None
         best = {t: self.best[(arch_id, t)] for t in self.config.tasks if (arch_id, t) in self.best}
         return fitness(best, self.baseline(), self.config.tasks)
 
+    def _candidate(self, arch_id: int) -> Candidate:
+        return Candidate(arch_id, self.fitness_of(arch_id), self.stage[arch_id], arch_id in self.seed_ids)
+
+    def history(self) -> History:
+        """What the searcher sees: every architecture of the search that is trained, in the
+        order they were made."""
+        skip = (Stage.DEGENERATE, Stage.DUPLICATE)
+        cands = tuple(self._candidate(a) for a in sorted(self.stage) if self.stage[a] not in skip)
+        return History(cands, self.config.population)
+
     def population(self) -> list[tuple[float, int]]:
-        scored = [(f, a) for a in self.stage if (f := self.fitness_of(a)) is not None]
-        scored.sort(key=lambda fa: (-fa[0], fa[1]))
-        return scored[: self.config.population]
+        return [(c.fitness, c.architecture_id) for c in self.history().population()]
 
     # -- generating work --------------------------------------------------------------
     def _time_up(self) -> bool:
@@ -392,54 +294,67 @@ class Controller:
         return self._may_submit()
 
     def _generate(self) -> bool:
-        """Take one decision: re-evaluate a member or mutate one. False if nothing to do."""
-        members = [a for _, a in self.population()]
-        parents = members or [a for a in self.seed_ids]
-        # the seeds start tuned (the paper's "fully tuned" LSTM and GRU): re-evaluation
-        # refines the members the search found
-        found = [a for a in members if a not in self.seed_ids]
+        """Take one decision: ask the searcher, then re-evaluate a member or make a child."""
         step = self.store.take_step(self.search.id)
         rng = np.random.default_rng([self.config.seed, 1, step])
-        if rng.random() >= self.config.mutate_probability and found:
-            arch_id = found[int(rng.integers(len(found)))]
-            items = []
-            for task in self.config.tasks:
-                round_ = 1 + self.counts.get((arch_id, task), 0) // self.config.settings_per_task
-                items += self._plan(arch_id, task, self.config.settings_per_task, round_, REEVAL)
-            self._queue(items)
+        proposal = self.searcher.ask(rng, self.history())
+        if not isinstance(proposal, Mutate):
+            arch_id = proposal.architecture_id
+            counts = {t: self.counts.get((arch_id, t), 0) for t in self.config.tasks}
+            self._queue(self._plan(arch_id, self.policy.reevaluation(counts)))
             return True
-        parent = parents[int(rng.integers(len(parents)))]
+        parent = proposal.parent
         graph = self.graphs.get(parent) or self.arch[parent].graph()
         self.graphs[parent] = graph
-        # a degenerate child is recorded and the mutation drawn again: the step is not wasted
+        # a degenerate child or a functional duplicate is recorded and the mutation drawn
+        # again: the step is not wasted
         for _ in range(100):
             try:
-                child, ops = mutate(graph, rng, ops=self.config.ops)
+                child, ops = graph, []
+                for _ in range(proposal.times):
+                    child, applied = mutate(child, rng, ops=self.config.ops)
+                    ops += applied
             except MutationFailed:
                 return True
-            known = self.store.lookup(child)
-            if known is not None and (known.id in self.stage or known.first_search_id == self.search.id):
-                self.store.count_duplicate(self.search.id)
-                self.search = dataclasses.replace(self.search, duplicates=self.search.duplicates + 1)
-                self._duplicate_run += 1
-                return True
-            self._duplicate_run = 0
-            refused = degeneracy(child) is not None
-            arch, _ = self.store.add_architecture(
-                child,
-                "mutation",
-                parent_id=parent,
-                mutation_ops=ops,
-                search_id=self.search.id,
-                stage=DEGENERATE if refused else "new",
-            )
-            self.arch[arch.id] = arch
-            if refused:
-                self.stage[arch.id] = DEGENERATE
-                continue
-            self.tried += 1
-            self._enter(arch.id, MEMORIZE)
+            admitted = self._admit(child, parent, ops)
+            if admitted is not None:
+                return admitted
+        return True
+
+    def _admit(self, child: CellGraph, parent: int, ops: list) -> bool | None:
+        """Record a child. A structural duplicate ends the step (True); a degenerate child
+        or a functional duplicate is recorded untrained (None: draw again); a new one
+        enters the memorize stage (True)."""
+        known = self.store.lookup(child)
+        if known is not None and (known.id in self.stage or known.first_search_id == self.search.id):
+            self.store.count_duplicate(self.search.id)
+            self.search = dataclasses.replace(self.search, duplicates=self.search.duplicates + 1)
+            self._duplicate_run += 1
             return True
+        self._duplicate_run = 0
+        refused = degeneracy(child) is not None
+        fp, same = self.dedup.check(child) if self.dedup is not None and not refused else (None, None)
+        stage = Stage.DEGENERATE if refused else Stage.DUPLICATE if same is not None else Stage.NEW
+        arch, _ = self.store.add_architecture(
+            child,
+            "mutation",
+            parent_id=parent,
+            mutation_ops=ops,
+            search_id=self.search.id,
+            stage=stage,
+            fingerprint=fp if stage == Stage.DUPLICATE else None,  # a trained cell's is its canonical form's
+            duplicate_of=same,
+        )
+        self.arch[arch.id] = arch
+        if stage != Stage.NEW:
+            self.stage[arch.id] = stage
+            if same is not None:
+                self.store.count_functional_duplicate(self.search.id)
+            return None
+        if self.dedup is not None:
+            self.dedup.remember(self.store, arch, as_made=fp)
+        self.tried += 1
+        self._enter(arch.id, Stage.MEMORIZE)
         return True
 
     def _fill(self) -> None:
@@ -467,7 +382,7 @@ class Controller:
         self.queued.discard(result.request_id)
         if arch_id is None:
             return
-        self._score(arch_id, task, result.status, result.val_accuracy)
+        self._score(arch_id, task, stage, result.status, result.val_accuracy, result.curve)
         pending = self.outstanding.get(arch_id)
         if pending is not None and result.request_id in pending:
             pending.discard(result.request_id)
@@ -481,8 +396,7 @@ class Controller:
         self.stop_reason = reason
 
     def run(self) -> SearchView:
-        self.store.set_search_status(self.search.id, "running")
-        self.store.heartbeat(self.search.id)
+        self.store.set_search_status(self.search.id, SearchState.RUNNING)
         try:
             while True:
                 self._fill()
@@ -496,8 +410,9 @@ class Controller:
                     self._on_result(result)
                 self._tick()
         finally:
-            status = "stopped" if self._interrupted else "finished"
+            status = SearchState.STOPPED if self._interrupted else SearchState.FINISHED
             self.store.set_search_status(self.search.id, status)
+            lease.release(self.store, self.lease)
         view = self.view()
         self._emit(view)
         return view
@@ -512,8 +427,9 @@ class Controller:
 
     def _tick(self) -> None:
         now = time.monotonic()
-        if now - self._last_beat > 10:
-            self.store.heartbeat(self.search.id)
+        if now - self._last_beat > lease.RENEW_S:
+            if not lease.renew(self.store, self.lease):
+                self.interrupt("another launch took this search over (this one's heartbeat had stopped)")
             self._last_beat = now
         self._emit(self.view())
 
@@ -547,6 +463,8 @@ class Controller:
             baseline=self.baseline(),
             stopping=self.stop_reason,
             finished_now=done - self._done_before,
+            functional_duplicates=by_stage.get(Stage.DUPLICATE, 0),
+            strategy=self.config.strategy,
         )
 
 

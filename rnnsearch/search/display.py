@@ -9,19 +9,24 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from rnnsearch.search.controller import SearchView
-from rnnsearch.search.stages import STAGE_ORDER, stage_summary  # noqa: F401 - STAGE_ORDER re-exported
+from rnnsearch.search.view import SearchView
+from rnnsearch.states import Status, stage_summary
 
 
 def summary_lines(v: SearchView) -> list[str]:
     done = sum(v.finished.values())
-    failures = ", ".join(f"{k} {n}" for k, n in sorted(v.finished.items()) if k != "ok") or "no failures"
+    quiet = (Status.OK, Status.STOPPED)
+    failures = ", ".join(f"{k} {n}" for k, n in sorted(v.finished.items()) if k not in quiet) or "no failures"
+    stopped = v.finished.get(Status.STOPPED, 0)
     stages = stage_summary(v.by_stage)
     base = ", ".join(f"{t} {a:.4f}" for t, a in v.baseline.items()) or "not yet"
     return [
-        f"{v.kind} {v.search}: {done} evaluations done ({failures}), {v.in_flight} in flight, "
+        f"{v.kind} {v.search}: {done} evaluations done ({failures}"
+        + (f"; {stopped} stopped early" if stopped else "")
+        + f"), {v.in_flight} in flight, "
         f"{v.evaluations_per_hour:,.0f}/hour, workers busy {100 * v.busy_fraction:.0f}%, {v.elapsed_s:,.0f}s",
-        f"candidates {v.architectures} ({stages or 'none yet'}), duplicates skipped {v.duplicates}",
+        f"candidates {v.architectures} ({stages or 'none yet'}), duplicates skipped {v.duplicates}, "
+        f"functional duplicates {v.functional_duplicates}",
         f"GRU baseline: {base}",
     ]
 
