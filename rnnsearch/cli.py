@@ -522,6 +522,7 @@ def launch_cmd(
             graphs[label] = graph.to_json()
         labels.append(label)
     config = dataclasses.replace(config, seeds=tuple(labels), seed_graphs=graphs)
+    _refuse_if_held(db, config.name)
     store = Store(_db_url(db))
     runner = _make_runner(local, address, cpus_per_eval, gpus_per_eval, time_limit, ship_code, dashboard, batch)
     try:
@@ -562,6 +563,22 @@ def _run_controller(store, runner, config, display, interrupted: str):
                 signal.signal(sig, handler)
     finally:
         runner.shutdown()
+
+
+def _refuse_if_held(db: str | None, name: str) -> None:
+    """A search that another launch runs is refused before Ray starts (seconds and a
+    gigabyte otherwise); the controller takes the lease itself when it starts."""
+    from rnnsearch.db import Store
+    from rnnsearch.search import lease
+
+    try:
+        store = Store(_db_url(db), create=False)
+    except UserError:
+        return  # no database yet (or one to upgrade: the launch itself says so)
+    with store:
+        found = store.get_search(name)
+    if found is not None:
+        lease.refuse_if_held(found)
 
 
 def _make_runner(local, address, cpus_per_eval, gpus_per_eval, time_limit, ship_code, dashboard, batch):
@@ -649,6 +666,7 @@ def study_cmd(
         seed_graphs=graphs,
         budget=SearchBudget(),
     )
+    _refuse_if_held(db, config.name)
     runner = _make_runner(local, address, cpus_per_eval, gpus_per_eval, None, False, False, batch)
     with _run_to_end(config, db, runner, "study") as store:
         frame = study_table(store, name)
@@ -709,6 +727,7 @@ def calibrate_cmd(
         mutants=mutants,
         seed=seed,
     )
+    _refuse_if_held(db, config.name)
     runner = _make_runner(local, address, cpus_per_eval, 0.0, None, False, False, None)
     with _run_to_end(config, db, runner, "calibration") as store:
         result = calibration(store, name, cpus_per_eval=cpus_per_eval)

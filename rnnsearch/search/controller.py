@@ -24,12 +24,12 @@ import numpy as np
 from rnnsearch.cells import CellGraph, zoo
 from rnnsearch.cells.degenerate import degeneracy
 from rnnsearch.db import AlreadyRecorded, ArchitectureInfo, EvaluationInfo, NewEvaluation, Store
-from rnnsearch.errors import UserError
 from rnnsearch.search import lease
 from rnnsearch.search.config import SearchConfig
 from rnnsearch.search.dedup import FunctionalDedup
 from rnnsearch.search.early_stop import trail
 from rnnsearch.search.fitness import fitness
+from rnnsearch.search.limits import Limits
 from rnnsearch.search.mutations import MutationFailed, mutate
 from rnnsearch.search.planning import EvalPlanner
 from rnnsearch.search.policy import VERDICTS, Scores, StagePolicy, Work
@@ -39,7 +39,7 @@ from rnnsearch.states import IN_FLIGHT, IN_PROGRESS, SearchState, Stage, Status
 from rnnsearch.tasks.api import EvalRequest, EvalResult
 from rnnsearch.workers.base import Runner
 
-__all__ = ["COMPLETE", "Controller", "Member", "SearchView", "check_resumable"]
+__all__ = ["COMPLETE", "Controller", "Member", "SearchView"]
 
 COMPLETE = Stage.COMPLETE  # where scripts and tests that ask "which cells completed?" import it
 
@@ -64,8 +64,7 @@ class Controller:
         self.policy = StagePolicy(self.config)
         self.searcher = make_searcher(self.config.strategy, self.config.mutate_probability, self.config.tournament)
         self.dedup = FunctionalDedup() if self.config.functional_dedup and self.config.kind == "search" else None
-        self.started = time.monotonic()
-        self.stop_reason = ""
+        self.limits = Limits(self.config)
         self._interrupted = False
         self.backlog: deque[EvalRequest] = deque()
         self.best: dict[tuple[int, str], float] = {}
@@ -77,12 +76,9 @@ class Controller:
         self.finished: dict[str, int] = {}
         self.gru_id = -1
         self.seed_ids: list[int] = []
-        self.gru_curves: dict[str, list[tuple]] = {}  # task -> the GRU's seed-stage learning curves
         self.trails: dict[str, tuple] = {}  # task -> the curve a candidate's setting must keep up with
         self.queued: set[str] = set()  # in the backlog or submitted: never queued twice
         self.counts: dict[tuple[int, str], int] = {}  # evaluations per (architecture, task)
-        self.tried = 0  # candidates this search made by mutation
-        self._duplicate_run = 0
         self._last_beat = time.monotonic()
         try:
             self._load()
@@ -119,7 +115,7 @@ class Controller:
                 self._push(self._request_for(ev))
             else:
                 self.finished[ev.status] = self.finished.get(ev.status, 0) + 1
-                self._score(ev.architecture_id, ev.task, ev.stage, ev.status, ev.val_accuracy, ev.curve)
+                self._score(ev.architecture_id, ev.task, ev.status, ev.val_accuracy)
         for name in cfg.seeds:
             if name in cfg.seed_graphs:
                 graph, origin = CellGraph.from_json(cfg.seed_graphs[name]), "user"
@@ -142,7 +138,7 @@ class Controller:
                     Stage.OTHER if Stage.OTHER in stages else Stage.TASK1 if Stage.TASK1 in stages else Stage.MEMORIZE
                 )
                 if arch.first_search_id == s.id:
-                    self.tried += 1
+                    self.limits.tried += 1
             else:
                 continue  # known to the database, not part of this search
             self.stage[arch_id] = stage
@@ -222,9 +218,13 @@ class Controller:
         keep up with (early stopping); fixed once the GRU's stage is complete."""
         if not self.config.early_stop or self.config.kind != "search":
             return
+        curves: dict[str, list] = {}
+        for ev in self.store.evaluations(self.search.id, architecture_id=self.gru_id):
+            if ev.stage == Stage.SEED and ev.curve:
+                curves.setdefault(ev.task, []).append(ev.curve)
         for task in self.config.tasks:
             budget = self.planner.budget(task)
-            bars = trail(self.gru_curves.get(task, []), budget.eval_every, budget.max_steps, self.config.early_stop_eta)
+            bars = trail(curves.get(task, []), budget.eval_every, budget.max_steps, self.config.early_stop_eta)
             if bars:
                 self.trails[task] = bars
 
@@ -237,11 +237,9 @@ class Controller:
             self.searcher.tell(self._candidate(arch_id))
 
     # -- fitness and population -------------------------------------------------------
-    def _score(self, arch_id: int, task: str, stage: str, status: str, acc: float | None, curve) -> None:
+    def _score(self, arch_id: int, task: str, status: str, acc: float | None) -> None:
         if status == Status.OK and acc is not None and acc > self.best.get((arch_id, task), -1.0):
             self.best[(arch_id, task)] = acc
-        if arch_id == self.gru_id and stage == Stage.SEED and curve:
-            self.gru_curves.setdefault(task, []).append(tuple(tuple(p) for p in curve))
 
     def baseline(self) -> dict[str, float]:
         return {t: self.best[(self.gru_id, t)] for t in self.config.tasks if (self.gru_id, t) in self.best}
@@ -266,32 +264,8 @@ class Controller:
         return [(c.fitness, c.architecture_id) for c in self.history().population()]
 
     # -- generating work --------------------------------------------------------------
-    def _time_up(self) -> bool:
-        b = self.config.budget
-        return bool(b.minutes) and time.monotonic() - self.started >= 60 * b.minutes
-
     def _may_submit(self) -> bool:
-        """Evaluations and time end submitting; what is queued stays pending for a relaunch."""
-        b = self.config.budget
-        if b.evaluations and sum(self.finished.values()) + self.runner.in_flight() >= b.evaluations:
-            self.stop_reason = self.stop_reason or f"evaluation budget ({b.evaluations}) reached"
-            return False
-        if self._time_up():
-            self.stop_reason = self.stop_reason or f"time budget ({b.minutes:g} min) reached"
-            return False
-        return True
-
-    def _may_generate(self) -> bool:
-        if self.config.kind != "search":
-            return False  # a study or calibration evaluates its cells and nothing else
-        b = self.config.budget
-        if b.architectures and self.tried >= b.architectures:
-            self.stop_reason = self.stop_reason or f"architecture budget ({b.architectures}) reached"
-            return False
-        if self._duplicate_run >= 500:
-            self.stop_reason = self.stop_reason or "500 mutations in a row gave known cells"
-            return False
-        return self._may_submit()
+        return self.limits.may_submit(sum(self.finished.values()), self.runner.in_flight())
 
     def _generate(self) -> bool:
         """Take one decision: ask the searcher, then re-evaluate a member or make a child."""
@@ -329,9 +303,9 @@ class Controller:
         if known is not None and (known.id in self.stage or known.first_search_id == self.search.id):
             self.store.count_duplicate(self.search.id)
             self.search = dataclasses.replace(self.search, duplicates=self.search.duplicates + 1)
-            self._duplicate_run += 1
+            self.limits.duplicate_run += 1
             return True
-        self._duplicate_run = 0
+        self.limits.duplicate_run = 0
         refused = degeneracy(child) is not None
         fp, same = self.dedup.check(child) if self.dedup is not None and not refused else (None, None)
         stage = Stage.DEGENERATE if refused else Stage.DUPLICATE if same is not None else Stage.NEW
@@ -353,7 +327,7 @@ class Controller:
             return None
         if self.dedup is not None:
             self.dedup.remember(self.store, arch, as_made=fp)
-        self.tried += 1
+        self.limits.tried += 1
         self._enter(arch.id, Stage.MEMORIZE)
         return True
 
@@ -361,7 +335,8 @@ class Controller:
         target = self.runner.capacity + 1  # one waiting, so a slot never idles
         while self.runner.in_flight() < target and not self._interrupted:
             if not self.backlog:
-                if not self._may_generate() or not self._generate():
+                done, flying = sum(self.finished.values()), self.runner.in_flight()
+                if not self.limits.may_generate(done, flying) or not self._generate():
                     return
                 continue
             if not self._may_submit():
@@ -382,7 +357,7 @@ class Controller:
         self.queued.discard(result.request_id)
         if arch_id is None:
             return
-        self._score(arch_id, task, stage, result.status, result.val_accuracy, result.curve)
+        self._score(arch_id, task, result.status, result.val_accuracy)
         pending = self.outstanding.get(arch_id)
         if pending is not None and result.request_id in pending:
             pending.discard(result.request_id)
@@ -393,7 +368,7 @@ class Controller:
     def interrupt(self, reason: str = "interrupted") -> None:
         """Stop soon (from a signal handler): in-flight work is left for a relaunch."""
         self._interrupted = True
-        self.stop_reason = reason
+        self.limits.reason = reason
 
     def run(self) -> SearchView:
         self.store.set_search_status(self.search.id, SearchState.RUNNING)
@@ -402,7 +377,7 @@ class Controller:
                 self._fill()
                 if self._interrupted:
                     break
-                if self._time_up():
+                if self.limits.time_up():
                     self._hand_back()  # what has not started waits for a relaunch
                 if self.runner.in_flight() == 0 and (not self.backlog or not self._may_submit()):
                     break  # the budget is spent and everything in flight came back
@@ -446,7 +421,7 @@ class Controller:
         for f, a in self.population()[:5]:
             arch = self.arch[a]
             top.append(Member(a, arch.display_name, f, arch.formula))
-        elapsed = time.monotonic() - self.started
+        elapsed = self.limits.elapsed_s
         done = sum(self.finished.values())
         return SearchView(
             kind=self.config.kind,
@@ -461,18 +436,8 @@ class Controller:
             evaluations_per_hour=3600 * (done - self._done_before) / max(elapsed, 1e-9),
             busy_fraction=self.runner.busy_fraction(),
             baseline=self.baseline(),
-            stopping=self.stop_reason,
+            stopping=self.limits.reason,
             finished_now=done - self._done_before,
             functional_duplicates=by_stage.get(Stage.DUPLICATE, 0),
             strategy=self.config.strategy,
         )
-
-
-def check_resumable(store: Store, name: str) -> None:
-    """Raise a clear error if a search of that name exists but cannot be resumed."""
-    found = store.get_search(name)
-    if found is not None:
-        try:
-            SearchConfig.from_dict(found.config)
-        except (TypeError, KeyError) as e:
-            raise UserError(f"search {name!r} was made by another rnnsearch version: {e}") from None

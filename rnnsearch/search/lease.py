@@ -50,6 +50,13 @@ def acquire(store, search: SearchInfo, grace_s: float = GRACE_S) -> Lease:
     raise LeaseHeld(_held_message(current, grace_s) if current is not None else f"search {search.name!r} is busy")
 
 
+def refuse_if_held(search: SearchInfo, grace_s: float = GRACE_S) -> None:
+    """Raise :class:`LeaseHeld` if a live launch holds ``search`` (a look, taking nothing:
+    a launch asks before it starts its workers; :func:`acquire` decides for real)."""
+    if search.lease_token is not None and not _stale(search, socket.gethostname(), grace_s):
+        raise LeaseHeld(_held_message(search, grace_s))
+
+
 def renew(store, lease: Lease) -> bool:
     """The holder's heartbeat; False: another launch has taken the lease over (stop now)."""
     return store.renew_lease(lease.search_id, lease.token)

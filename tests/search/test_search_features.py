@@ -58,7 +58,11 @@ def test_settings_that_trail_the_grus_curve_stop_early_and_keep_their_curve(tmp_
     # smoke trains the GRU on 2 settings; a trail needs 3 of its curves
     with Store(f"sqlite:///{tmp_path / 'e.db'}") as store:
         cfg = config(baseline_settings=4, budget="architectures=10")
-        Controller(store, LocalRunner(), cfg).run()
+        first = Controller(store, LocalRunner(), cfg)
+        first.run()
+        again = Controller(store, LocalRunner(), cfg)  # a relaunch learns the same bars
+        assert again.trails == first.trails and again.trails
+        again.run()
         search = store.get_search("s")
         evs = store.evaluations(search.id)
         gru = store.lookup(zoo.get("GRU"))
