@@ -175,8 +175,12 @@ class Controller:
 
     def _plan(self, arch_id: int, work: list[Work]) -> list[NewEvaluation]:
         arch = self.arch[arch_id]
-        trails = self.trails if arch_id not in self.seed_ids else None  # the seeds are the yardstick
-        return [ev for w in work for ev in self.planner.plan(arch, w, trails)]
+        seed = arch_id in self.seed_ids  # the seeds are the yardstick: never stopped
+        return [
+            ev
+            for w in work
+            for ev in self.planner.plan(arch, w, self.trails if self.policy.stops_early(w.stage) and not seed else None)
+        ]
 
     def _enter(self, arch_id: int, stage: str) -> None:
         """Move an architecture to a stage and queue that stage's evaluations."""

@@ -73,6 +73,13 @@ class StagePolicy:
         n = self.config.settings_per_task
         return [Work(t, n, 1 + counts.get(t, 0) // n, Stage.REEVAL) for t in self.config.tasks]
 
+    def stops_early(self, stage: str) -> bool:
+        """Whether a stage's settings may be stopped early (``--early-stop``): in task 1, where
+        the search filters, and in re-evaluations, whose settings cannot lower a member's best.
+        Not in the other tasks: a candidate that passed task 1 needs a score on every task, and
+        stopping all its settings on one would leave it with none (and no fitness)."""
+        return self.config.early_stop and stage in (Stage.TASK1, Stage.REEVAL)
+
     def next_stage(self, stage: str, scores: Scores) -> Stage | None:
         """Where a candidate goes once ``stage``'s evaluations have all finished; None: wait."""
         cfg = self.config

@@ -62,3 +62,9 @@ def test_work_of_each_stage():
         Work("arithmetic", 3, 2, Stage.REEVAL),
         Work("xml", 3, 3, Stage.REEVAL),
     ]
+
+
+def test_settings_stop_early_only_where_the_search_filters_or_cannot_lose():
+    p = policy()
+    assert [s for s in Stage if p.stops_early(s)] == [Stage.TASK1, Stage.REEVAL]
+    assert not any(policy(early_stop=False).stops_early(s) for s in Stage)

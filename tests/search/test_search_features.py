@@ -57,7 +57,7 @@ def test_random_search_mutates_only_the_seeds(tmp_path):
 def test_settings_that_trail_the_grus_curve_stop_early_and_keep_their_curve(tmp_path):
     # smoke trains the GRU on 2 settings; a trail needs 3 of its curves
     with Store(f"sqlite:///{tmp_path / 'e.db'}") as store:
-        cfg = config(baseline_settings=4, budget="architectures=10")
+        cfg = config(baseline_settings=4, budget="architectures=10", tasks=("arithmetic", "xml"))
         first = Controller(store, LocalRunner(), cfg)
         first.run()
         again = Controller(store, LocalRunner(), cfg)  # a relaunch learns the same bars
@@ -66,17 +66,21 @@ def test_settings_that_trail_the_grus_curve_stop_early_and_keep_their_curve(tmp_
         search = store.get_search("s")
         evs = store.evaluations(search.id)
         gru = store.lookup(zoo.get("GRU"))
-        curves = [e.curve for e in evs if e.architecture_id == gru.id and e.task == "arithmetic"]
-        budget = evs[0].budget
-        bars = trail(curves, budget["eval_every"], budget["max_steps"])
-        assert bars, "the GRU's four curves give at least one rung"
-        assert all(not e.budget.get("trail") for e in evs if e.stage == Stage.SEED)  # the seeds are the yardstick
-        judged = [e for e in evs if e.task == "arithmetic" and e.stage != Stage.SEED]
-        assert judged and all(tuple(map(tuple, e.budget["trail"])) == bars for e in judged)
+        bars = {}
+        for task in cfg.tasks:
+            curves = [e.curve for e in evs if e.architecture_id == gru.id and e.task == task]
+            budget = next(e.budget for e in evs if e.task == task)
+            bars[task] = trail(curves, budget["eval_every"], budget["max_steps"])
+        assert bars["arithmetic"], "the GRU's four curves give at least one rung"
+        assert {t: b for t, b in bars.items() if b} == first.trails
+        # the seeds are the yardstick; a candidate past task 1 trains every setting to the end
+        assert all(not e.budget.get("trail") for e in evs if e.stage in (Stage.SEED, Stage.OTHER))
+        judged = [e for e in evs if e.stage in (Stage.TASK1, Stage.REEVAL)]
+        assert judged and all(tuple(map(tuple, e.budget["trail"])) == bars[e.task] for e in judged)
         stopped = [e for e in evs if e.status == Status.STOPPED]
         assert stopped, "some settings trail the GRU's"
-        rungs = dict(bars)
         for e in stopped:
+            rungs = dict(bars[e.task])
             step, _ = e.curve[-1]
             assert step in rungs and max(a for _, a in e.curve) < rungs[step]
             assert e.steps == step and e.test_accuracy is None
