@@ -186,11 +186,6 @@ class Store:
                 .values(functional_duplicates=Search.functional_duplicates + 1)
             )
 
-    @_retrying
-    def heartbeat(self, search_id: int) -> None:
-        with self.session() as s, s.begin():
-            s.execute(update(Search).where(Search.id == search_id).values(heartbeat_at=_now()))
-
     # -- leases: which launch runs a search (the policy is rnnsearch.search.lease) -----
     # Each is one UPDATE guarded by the token it expects, so of two racing writers on
     # either backend exactly one changes the row.
@@ -598,7 +593,7 @@ def _record(s: Session, result) -> bool:
         worker=result.worker[:200],
         error=result.error or None,
         extras=dict(result.extras),
-        curve=[list(p) for p in getattr(result, "curve", ())],
+        curve=[list(p) for p in result.curve],
         finished_at=_now(),
     )
     done = s.execute(

@@ -174,13 +174,11 @@ class Controller:
                 self._push(self._request_for(ev))
 
     def _plan(self, arch_id: int, work: list[Work]) -> list[NewEvaluation]:
-        arch = self.arch[arch_id]
-        seed = arch_id in self.seed_ids  # the seeds are the yardstick: never stopped
-        return [
-            ev
-            for w in work
-            for ev in self.planner.plan(arch, w, self.trails if self.policy.stops_early(w.stage) and not seed else None)
-        ]
+        arch, seed = self.arch[arch_id], arch_id in self.seed_ids  # the seeds are the yardstick: never stopped
+        items = []
+        for w in work:
+            items += self.planner.plan(arch, w, self.trails if self.policy.stops_early(w.stage) and not seed else None)
+        return items
 
     def _enter(self, arch_id: int, stage: str) -> None:
         """Move an architecture to a stage and queue that stage's evaluations."""
@@ -199,10 +197,9 @@ class Controller:
         """The current stage's evaluations are all finished: the policy says what comes next."""
         stage = self.stage[arch_id]
         scores = Scores(
-            best={t: a for (a_id, t), a in self.best.items() if a_id == arch_id},
+            best=self._best_of(arch_id, ("memorize", *self.config.tasks)),
             gru_best=self.baseline(),
             gru_complete=self.stage.get(self.gru_id) == Stage.COMPLETE,
-            is_gru=arch_id == self.gru_id,
         )
         nxt = self.policy.next_stage(stage, scores)
         if nxt is None:
@@ -245,23 +242,27 @@ class Controller:
         if status == Status.OK and acc is not None and acc > self.best.get((arch_id, task), -1.0):
             self.best[(arch_id, task)] = acc
 
-    def baseline(self) -> dict[str, float]:
-        return {t: self.best[(self.gru_id, t)] for t in self.config.tasks if (self.gru_id, t) in self.best}
+    def _best_of(self, arch_id: int, tasks) -> dict[str, float]:
+        return {t: self.best[(arch_id, t)] for t in tasks if (arch_id, t) in self.best}
 
-    def fitness_of(self, arch_id: int) -> float | None:
+    def baseline(self) -> dict[str, float]:
+        return self._best_of(self.gru_id, self.config.tasks)
+
+    def fitness_of(self, arch_id: int, baseline: dict[str, float] | None = None) -> float | None:
         if self.stage.get(arch_id) != Stage.COMPLETE:
             return None
-        best = {t: self.best[(arch_id, t)] for t in self.config.tasks if (arch_id, t) in self.best}
-        return fitness(best, self.baseline(), self.config.tasks)
+        base = self.baseline() if baseline is None else baseline
+        return fitness(self._best_of(arch_id, self.config.tasks), base, self.config.tasks)
 
-    def _candidate(self, arch_id: int) -> Candidate:
-        return Candidate(arch_id, self.fitness_of(arch_id), self.stage[arch_id], arch_id in self.seed_ids)
+    def _candidate(self, arch_id: int, baseline: dict[str, float] | None = None) -> Candidate:
+        fit = self.fitness_of(arch_id, baseline)
+        return Candidate(arch_id, fit, self.stage[arch_id], arch_id in self.seed_ids)
 
     def history(self) -> History:
         """What the searcher sees: every architecture of the search that is trained, in the
         order they were made."""
-        skip = (Stage.DEGENERATE, Stage.DUPLICATE)
-        cands = tuple(self._candidate(a) for a in sorted(self.stage) if self.stage[a] not in skip)
+        skip, base = (Stage.DEGENERATE, Stage.DUPLICATE), self.baseline()
+        cands = tuple(self._candidate(a, base) for a in sorted(self.stage) if self.stage[a] not in skip)
         return History(cands, self.config.population)
 
     def population(self) -> list[tuple[float, int]]:

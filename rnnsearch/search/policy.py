@@ -38,7 +38,6 @@ class Scores:
     best: Mapping[str, float]
     gru_best: Mapping[str, float]
     gru_complete: bool
-    is_gru: bool = False
 
 
 class StagePolicy:
