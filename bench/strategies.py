@@ -36,7 +36,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-STRATEGIES = ("paper", "regularized", "random")
+from rnnsearch.search.searchers import STRATEGIES  # the names, from the one registry
+
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 
 
@@ -303,6 +304,9 @@ def main() -> None:
         timeout_s = 2 * 60 * args.minutes + 900  # the budget, the seeds' start and what is in flight at its end
     if not seeds or not strategies:
         sys.exit("error: nothing to run (--seeds and --strategies must name at least one)")
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown:
+        sys.exit(f"error: unknown --strategies {', '.join(unknown)} (known: {', '.join(STRATEGIES)})")
 
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
